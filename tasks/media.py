@@ -1,0 +1,884 @@
+"""Media I/O for reel: probing, fixity, frame-exact decoding and lossless intermediates.
+
+Every read and write of audio/video goes through the ``ffmpeg``/``ffprobe`` command-line tools,
+wrapped here (and in :mod:`reel.tasks.deliver`) only, so the backend can be swapped later. All
+calls use ``-loglevel error -nostdin``, read exact frame sizes from pipes, close their pipes and
+check return codes; failures raise :class:`MediaError` with what went wrong and what to do.
+
+Frame conventions: ``uint8`` arrays, gray ``(H, W)`` or RGB ``(H, W, 3)``. Frame ranges are
+half-open ``[start, stop)`` in *source frame numbers*: the index of a frame in a full decode of
+the first video stream (every decoded frame, in presentation order, none dropped or duplicated).
+Frames are delivered in display orientation (ffmpeg's autorotate applies the rotation metadata).
+Sample aspect ratio is ignored (pixels are returned as stored).
+
+Example
+-------
+>>> import numpy as np, tempfile, pathlib
+>>> from reel.tasks.media import FrameWriter, iter_frames, probe
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with FrameWriter(d / "ramp.mkv", 32, 16, "25/1", pix_fmt_in="gray") as w:
+...     for i in range(3):
+...         w.write(np.full((16, 32), 10 * i, np.uint8))
+>>> info = probe(d / "ramp.mkv")
+>>> (info.width, info.height, info.fps, info.n_frames)
+(32, 16, '25/1', 3)
+>>> [int(f[0, 0]) for f in iter_frames(d / "ramp.mkv", 1, 3)]
+[10, 20]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+__all__ = [
+    "MediaError",
+    "MediaInfo",
+    "probe",
+    "sha256_file",
+    "write_framemd5",
+    "iter_frames",
+    "count_frames",
+    "FrameWriter",
+    "write_png",
+    "fps_fraction",
+    "fps_string",
+    "ffmpeg_base",
+    "run_ffmpeg",
+]
+
+#: ffmpeg flags that make muxers/encoders write no version strings, dates or random ids, so the
+#: same frames give the same bytes.
+BITEXACT_FLAGS: tuple[str, ...] = ("-fflags", "+bitexact", "-flags:v", "+bitexact",
+                                   "-flags:a", "+bitexact")
+
+#: swscale flags for every pixel-format conversion done while decoding (``bitexact`` makes the
+#: result independent of the CPU's SIMD paths).
+_SWS_FLAGS = "accurate_rnd+full_chroma_int+bitexact"
+
+#: Input seeking (for speed) is used only when the first wanted frame lies at least this many
+#: seconds into the film, the stream is constant-frame-rate and the container is one of
+#: :data:`_SEEKABLE_FORMATS`. Module-level so tests can lower it.
+_SEEK_MIN_S = 20.0
+#: How far before the first wanted frame the demuxer is asked to seek (it then lands on the
+#: key frame at or before that point and frames are picked by timestamp).
+_SEEK_MARGIN_S = 5.0
+_SEEKABLE_FORMATS = ("matroska", "mov")
+
+#: Decoder flags for every decode: exact cropping (without ``unaligned`` FFmpeg 5.1 widens
+#: e.g. Theora pictures with an odd left offset to an aligned crop).
+_DECODE_FLAGS: tuple[str, ...] = ("-flags", "unaligned")
+
+_FFV1_ARGS = ("-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1")
+
+
+class MediaError(RuntimeError):
+    """An ffmpeg/ffprobe operation failed; the message says what happened and what to do."""
+
+
+# ------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name)
+    if exe is None:
+        raise MediaError(f"{name} was not found on PATH; install FFmpeg (e.g. `apt-get install "
+                         f"ffmpeg`) so that `{name}` can be run.")
+    return exe
+
+
+def ffmpeg_base() -> list[str]:
+    """The start of every ffmpeg command line: quiet, no stdin, overwrite allowed."""
+    return [_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+
+
+def _ffprobe_base() -> list[str]:
+    return [_tool("ffprobe"), "-hide_banner", "-loglevel", "error"]
+
+
+def _tail(text: bytes | str, n_chars: int = 2000) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = text.strip()
+    return text if len(text) <= n_chars else "..." + text[-n_chars:]
+
+
+def run_ffmpeg(args: list[str], *, what: str, hint: str = "") -> bytes:
+    """Run a complete ffmpeg/ffprobe command line; return stdout, raise MediaError on failure.
+
+    ``args`` must start with the executable (use :func:`ffmpeg_base`). ``what`` names the
+    operation for the error message; ``hint`` says what the user can do about it.
+    """
+    proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        msg = f"{what} failed (exit code {proc.returncode}): {_tail(proc.stderr) or 'no message'}"
+        if hint:
+            msg += f". {hint}"
+        raise MediaError(msg)
+    return proc.stdout
+
+
+def fps_fraction(fps: str | Fraction | int | float) -> Fraction:
+    """Parse a frame rate ("24000/1001", "25", Fraction, int, float) into an exact Fraction.
+
+    Floats are snapped to the nearest ``n/1001`` NTSC rate when within 1e-3 (23.976 ->
+    24000/1001), otherwise to the nearest fraction with denominator <= 1001.
+
+    >>> fps_fraction("24000/1001"), fps_fraction(29.97), fps_fraction(25)
+    (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(25, 1))
+    """
+    if isinstance(fps, Fraction):
+        f = fps
+    elif isinstance(fps, int):
+        f = Fraction(fps)
+    elif isinstance(fps, float):
+        ntsc = Fraction(round(fps * 1.001 * 1000), 1001)
+        f = ntsc if abs(float(ntsc) - fps) < 1e-3 and ntsc.numerator % 1000 == 0 \
+            else Fraction(fps).limit_denominator(1001)
+    elif isinstance(fps, str):
+        try:
+            f = Fraction(fps.strip())
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"not a frame rate: {fps!r}") from exc
+    else:
+        raise TypeError(f"frame rate must be str, Fraction, int or float, got {type(fps)}")
+    if f <= 0:
+        raise ValueError(f"frame rate must be positive, got {fps!r}")
+    return f
+
+
+def fps_string(fps: str | Fraction | int | float) -> str:
+    """Canonical ffprobe-style rational string: ``"24000/1001"``, ``"25/1"``."""
+    f = fps_fraction(fps)
+    return f"{f.numerator}/{f.denominator}"
+
+
+def _rational_or_none(s: str | None) -> Fraction | None:
+    if not s:
+        return None
+    try:
+        f = Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return f if f > 0 else None
+
+
+def _float_or_none(s: Any) -> float | None:
+    try:
+        v = float(s)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _tag(tags: Mapping[str, str] | None, key: str) -> str | None:
+    for k, v in (tags or {}).items():
+        if k.lower() == key.lower():
+            return v
+    return None
+
+
+@lru_cache(maxsize=1)
+def _pixel_format_depths() -> dict[str, int]:
+    out = run_ffmpeg(_ffprobe_base() + ["-show_pixel_formats", "-of", "json"],
+                     what="listing ffprobe pixel formats")
+    depths: dict[str, int] = {}
+    for pf in json.loads(out).get("pixel_formats", []):
+        comps = pf.get("components") or []
+        if comps:
+            depths[pf["name"]] = max(int(c.get("bit_depth", 0)) for c in comps)
+    return depths
+
+
+# ------------------------------------------------------------------------------------------
+# probing
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MediaInfo:
+    """What reel needs to know about a film (first video stream + all audio streams).
+
+    ``fps`` is the exact ``r_frame_rate`` rational string ("24000/1001"), never rounded;
+    ``avg_fps`` the container's average rate (falls back to ``fps`` when the container does not
+    report one). ``width``/``height`` are the stored (coded display) size; frames from
+    :func:`iter_frames` are in display orientation, i.e. swapped when ``rotation_deg`` is 90 or
+    270. ``rotation_deg`` is clockwise, in {0, 90, 180, 270}.
+    """
+
+    path: Path
+    container: str
+    video_codec: str
+    width: int
+    height: int
+    fps: str
+    avg_fps: str
+    n_frames: int
+    duration_s: float
+    pix_fmt: str
+    bit_depth: int
+    field_order: str | None = None
+    rotation_deg: int = 0
+    timecode: str | None = None
+    audio_streams: list[dict[str, Any]] = field(default_factory=list)
+    #: absolute index of the video stream described here
+    video_stream_index: int = 0
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_streams)
+
+    @property
+    def is_vfr(self) -> bool:
+        """True when the average frame rate differs from the nominal (r_frame_rate) one."""
+        return Fraction(self.avg_fps) != Fraction(self.fps)
+
+    @property
+    def fps_float(self) -> float:
+        return float(Fraction(self.fps))
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return Fraction(self.fps)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of decoded frames after rotation."""
+        if self.rotation_deg in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (path as str, properties included)."""
+        return {
+            "path": str(self.path),
+            "container": self.container,
+            "video_codec": self.video_codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "avg_fps": self.avg_fps,
+            "n_frames": self.n_frames,
+            "duration_s": self.duration_s,
+            "pix_fmt": self.pix_fmt,
+            "bit_depth": self.bit_depth,
+            "field_order": self.field_order,
+            "rotation_deg": self.rotation_deg,
+            "timecode": self.timecode,
+            "audio_streams": [dict(a) for a in self.audio_streams],
+            "video_stream_index": self.video_stream_index,
+            "has_audio": self.has_audio,
+            "is_vfr": self.is_vfr,
+            "fps_float": self.fps_float,
+        }
+
+
+@dataclass(frozen=True)
+class _VideoMeta:
+    """Cheap facts about the first video stream (no frame counting)."""
+
+    path: Path
+    container: str
+    stream: dict[str, Any]
+    fmt: dict[str, Any]
+    audio: list[dict[str, Any]]
+    rotation_deg: int
+    streams: tuple[dict[str, Any], ...] = ()
+    #: size of the decoded frames (before rotation) and timestamp of the first frame
+    decoded_size: tuple[int, int] = (0, 0)
+    first_frame_s: float | None = None
+
+    @property
+    def index(self) -> int:
+        return int(self.stream["index"])
+
+    @property
+    def fps(self) -> Fraction | None:
+        return _rational_or_none(self.stream.get("r_frame_rate"))
+
+    @property
+    def avg_fps(self) -> Fraction | None:
+        return _rational_or_none(self.stream.get("avg_frame_rate"))
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        w, h = self.decoded_size
+        return (h, w) if self.rotation_deg in (90, 270) else (w, h)
+
+
+def _check_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"media file not found: {path}. Check the path (and that the film was "
+                         f"copied in completely).")
+    if not path.is_file():
+        raise MediaError(f"not a regular file: {path}. Give the path of a video file.")
+    return path
+
+
+def _rotation_of(stream: dict[str, Any]) -> int:
+    for sd in stream.get("side_data_list") or []:
+        if "rotation" in sd:
+            try:
+                ccw = float(sd["rotation"])  # ffprobe reports the display matrix counter-clockwise
+            except (TypeError, ValueError):
+                continue
+            return int(round(-ccw / 90.0)) * 90 % 360
+    rot = _tag(stream.get("tags"), "rotate")  # legacy tag, clockwise
+    if rot is not None:
+        try:
+            return int(round(float(rot) / 90.0)) * 90 % 360
+        except ValueError:
+            pass
+    return 0
+
+
+def _video_meta(path: Path) -> _VideoMeta:
+    path = _check_file(path)
+    out = run_ffmpeg(_ffprobe_base() + ["-show_format", "-show_streams", "-of", "json",
+                                        str(path)],
+                     what=f"probing {path}",
+                     hint="The file is not readable media (wrong file, truncated copy or an "
+                          "unsupported format); check it with `ffprobe`.")
+    data = json.loads(out or b"{}")
+    streams = data.get("streams") or []
+    videos = [s for s in streams if s.get("codec_type") == "video"
+              and not (s.get("disposition") or {}).get("attached_pic")]
+    if not videos:
+        raise MediaError(f"{path} has no video stream (streams: "
+                         f"{[s.get('codec_type') for s in streams]}). Give a video file.")
+    v = videos[0]
+    if not v.get("width") or not v.get("height"):
+        raise MediaError(f"{path}: the video stream has no frame size; the file may be damaged.")
+    audio = [{"index": int(s["index"]), "codec": s.get("codec_name"),
+              "sample_rate": int(s.get("sample_rate") or 0),
+              "channels": int(s.get("channels") or 0)}
+             for s in streams if s.get("codec_type") == "audio"]
+    fmt = data.get("format") or {}
+    # The decoder's real output size can differ from the stream header (e.g. Theora with an odd
+    # picture offset); read the first frame with the same decoder flags iter_frames uses.
+    out = run_ffmpeg(_ffprobe_base() + [*_DECODE_FLAGS, "-select_streams", str(v["index"]),
+                                        "-read_intervals", "%+#1", "-show_entries",
+                                        "frame=width,height,best_effort_timestamp_time,pts_time",
+                                        "-of", "json", str(path)],
+                     what=f"decoding the first frame of {path}",
+                     hint="The video stream could not be decoded; the file may be damaged.")
+    frames = json.loads(out or b"{}").get("frames") or []
+    if not frames or not frames[0].get("width"):
+        raise MediaError(f"{path}: no video frame could be decoded; the file may be damaged "
+                         f"or empty.")
+    f0 = frames[0]
+    return _VideoMeta(path=path, container=str(fmt.get("format_name", "")), stream=v,
+                      fmt=fmt, audio=audio, rotation_deg=_rotation_of(v),
+                      streams=tuple(streams),
+                      decoded_size=(int(f0["width"]), int(f0["height"])),
+                      first_frame_s=_float_or_none(f0.get("best_effort_timestamp_time")
+                                                   or f0.get("pts_time")))
+
+
+def _plausible_nb_frames(meta: _VideoMeta) -> int | None:
+    s = meta.stream
+    try:
+        nb = int(s.get("nb_frames"))
+    except (TypeError, ValueError):
+        return None
+    if nb <= 0:
+        return None
+    rate = meta.avg_fps or meta.fps
+    dur = _float_or_none(s.get("duration")) or _float_or_none(meta.fmt.get("duration"))
+    if rate is None or dur is None:
+        return None
+    expected = dur * float(rate)
+    return nb if abs(nb - expected) <= 1.0 + 0.002 * nb else None
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Describe a film: container, first video stream, audio streams, exact frame count.
+
+    The frame count is the container's ``nb_frames`` when present and consistent with the
+    duration, otherwise it is counted by decoding (slow for long films, always exact).
+
+    Raises
+    ------
+    MediaError
+        Missing file, not media, or no video stream.
+
+    Example
+    -------
+    >>> info = probe("film.mp4")          # doctest: +SKIP
+    >>> info.fps, info.n_frames, info.has_audio   # doctest: +SKIP
+    ('24000/1001', 168, True)
+    """
+    meta = _video_meta(Path(path))
+    s = meta.stream
+    fps = meta.fps
+    if fps is None:
+        fps = meta.avg_fps
+    if fps is None:
+        raise MediaError(f"{meta.path}: the video stream reports no frame rate; remux it with "
+                         f"an explicit rate (ffmpeg -r) before restoring.")
+    avg = meta.avg_fps or fps
+    n_frames = _plausible_nb_frames(meta)
+    if n_frames is None:
+        n_frames = count_frames(meta.path, _stream_index=meta.index)
+    duration = _float_or_none(s.get("duration")) or _float_or_none(meta.fmt.get("duration"))
+    if duration is None:
+        duration = n_frames / float(fps)
+    pix_fmt = str(s.get("pix_fmt") or "")
+    try:
+        bit_depth = int(s.get("bits_per_raw_sample"))
+    except (TypeError, ValueError):
+        bit_depth = _pixel_format_depths().get(pix_fmt, 8)
+    timecode = _tag(meta.fmt.get("tags"), "timecode") or _tag(s.get("tags"), "timecode")
+    if timecode is None:
+        for other in meta.streams:
+            timecode = _tag(other.get("tags"), "timecode")
+            if timecode:
+                break
+    fo = s.get("field_order")
+    return MediaInfo(
+        path=meta.path,
+        container=meta.container,
+        video_codec=str(s.get("codec_name") or "unknown"),
+        width=meta.decoded_size[0],
+        height=meta.decoded_size[1],
+        fps=fps_string(fps),
+        avg_fps=fps_string(avg),
+        n_frames=int(n_frames),
+        duration_s=float(duration),
+        pix_fmt=pix_fmt,
+        bit_depth=bit_depth,
+        field_order=str(fo) if fo and fo != "unknown" else None,
+        rotation_deg=meta.rotation_deg,
+        timecode=timecode,
+        audio_streams=meta.audio,
+        video_stream_index=meta.index,
+    )
+
+
+def count_frames(path: str | os.PathLike, *, _stream_index: int | None = None) -> int:
+    """Number of frames of the first video stream, counted by decoding it (exact, slow).
+
+    >>> count_frames("film.ogv")          # doctest: +SKIP
+    288
+    """
+    path = _check_file(Path(path))
+    if _stream_index is None:
+        _stream_index = _video_meta(path).index
+    out = run_ffmpeg(_ffprobe_base() + [*_DECODE_FLAGS, "-select_streams", str(_stream_index),
+                                        "-count_frames",
+                                        "-show_entries", "stream=nb_read_frames", "-of", "json",
+                                        str(path)],
+                     what=f"counting frames of {path}",
+                     hint="The video could not be decoded to the end; the file may be truncated.")
+    streams = json.loads(out).get("streams") or []
+    try:
+        return int(streams[0]["nb_read_frames"])
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise MediaError(f"ffprobe returned no frame count for {path}; the video stream may "
+                         f"be undecodable.") from exc
+
+
+# ------------------------------------------------------------------------------------------
+# fixity
+# ------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """sha256 hex digest of a file, read (read-only) in chunks of ``chunk_bytes``.
+
+    >>> sha256_file(__file__)[:4].isalnum()
+    True
+    """
+    path = _check_file(Path(path))
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_framemd5(path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Write ffmpeg's per-frame MD5 list of the first video stream (``-f framemd5 -an``).
+
+    Hashes are of the decoded frames in their native pixel format, so two files whose
+    framemd5 lists agree (apart from the header) hold the same pictures. Written atomically.
+    """
+    path = _check_file(Path(path))
+    out_path = Path(out_path)
+    meta = _video_meta(path)
+    tmp = _temp_sibling(out_path)
+    try:
+        run_ffmpeg(ffmpeg_base() + [*_DECODE_FLAGS, "-i", str(path), "-map",
+                                    f"0:{meta.index}", "-an",
+                                    "-fps_mode", "passthrough", *BITEXACT_FLAGS,
+                                    "-f", "framemd5", str(tmp)],
+                   what=f"writing the framemd5 of {path}",
+                   hint="The video could not be decoded to the end; the file may be damaged.")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def _temp_sibling(path: Path, suffix: str = ".part") -> Path:
+    """A fresh, unused temporary name in the same folder as ``path`` (so rename is atomic).
+
+    Only the name is reserved (not created), so the file ffmpeg writes gets the usual
+    permissions (0666 minus umask).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        cand = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
+        if not cand.exists():
+            return cand
+
+
+# ------------------------------------------------------------------------------------------
+# decoding
+# ------------------------------------------------------------------------------------------
+
+
+def _output_size(src_w: int, src_h: int, width: int | None,
+                 height: int | None) -> tuple[int, int]:
+    if width is None and height is None:
+        return src_w, src_h
+    if width is not None and width <= 0 or height is not None and height <= 0:
+        raise ValueError(f"width/height must be positive, got {width}x{height}")
+    if height is None:
+        height = max(2, int(round(src_h * width / src_w / 2.0)) * 2)
+    elif width is None:
+        width = max(2, int(round(src_w * height / src_h / 2.0)) * 2)
+    return int(width), int(height)
+
+
+def _seek_plan(meta: _VideoMeta, start: int) -> tuple[float, float, float] | None:
+    """(seek_to_s, first_frame_time_s, fps) when fast seeking is safe, else None."""
+    fps, avg = meta.fps, meta.avg_fps
+    if start <= 0 or fps is None or avg is None or fps != avg:
+        return None
+    if not any(f in meta.container.split(",") for f in _SEEKABLE_FORMATS):
+        return None
+    t_start = start / float(fps)
+    if t_start < _SEEK_MIN_S:
+        return None
+    t0 = meta.first_frame_s
+    if t0 is None:
+        return None
+    seek_to = t0 + t_start - _SEEK_MARGIN_S
+    if seek_to <= t0:
+        return None
+    return seek_to, t0, float(fps)
+
+
+def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None, *,
+                pix_fmt: str = "gray", width: int | None = None,
+                height: int | None = None) -> Iterator[np.ndarray]:
+    """Decode source frames ``[start, stop)`` one at a time as ``uint8`` arrays.
+
+    Parameters
+    ----------
+    path : path of a video (or still image) file.
+    start, stop : half-open range of source frame numbers; ``stop=None`` means to the end.
+    pix_fmt : ``"gray"`` (ffmpeg's own gray conversion, (H, W)) or ``"rgb24"`` ((H, W, 3)).
+    width, height : optional output size (area filter). With only one of them the aspect ratio
+        is kept and the other side rounded to an even number.
+
+    Frame-exact: a range equals the same slice of a full decode, pixel for pixel. By default
+    frames are picked by frame number (``select``) while decoding from the beginning, so the
+    cost grows with ``start``; for constant-frame-rate Matroska/MP4 films whose range starts
+    more than ``_SEEK_MIN_S`` seconds in, the demuxer seeks to a key frame a few seconds before
+    ``start`` and frames are picked by timestamp (frame number = round((t - t0) * fps)).
+    Memory is one frame; the ffmpeg process is killed if the consumer stops early.
+
+    Raises
+    ------
+    MediaError
+        Decoding failed, or the file has fewer frames than ``stop``.
+
+    Example
+    -------
+    >>> frames = list(iter_frames("film.mkv", 30, 76, pix_fmt="rgb24", width=320))  # doctest: +SKIP
+    """
+    if pix_fmt not in ("gray", "rgb24"):
+        raise ValueError(f"pix_fmt must be 'gray' or 'rgb24', got {pix_fmt!r}")
+    if start < 0 or (stop is not None and stop < start):
+        raise ValueError(f"invalid frame range [{start}, {stop})")
+    if stop is not None and stop == start:
+        return
+    meta = _video_meta(Path(path))
+    src_w, src_h = meta.display_size
+    out_w, out_h = _output_size(src_w, src_h, width, height)
+    channels = 3 if pix_fmt == "rgb24" else 1
+    shape = (out_h, out_w, 3) if channels == 3 else (out_h, out_w)
+    frame_bytes = out_w * out_h * channels
+
+    cmd = ffmpeg_base() + ["-sws_flags", _SWS_FLAGS]
+    filters: list[str] = []
+    plan = _seek_plan(meta, start)
+    if plan is not None:
+        seek_to, t0, fps = plan
+        cmd += ["-copyts", "-noaccurate_seek", "-ss", f"{seek_to:.6f}"]
+        lo = t0 + (start - 0.5) / fps
+        sel = f"gte(t\\,{lo:.6f})"
+        if stop is not None:
+            sel += f"*lt(t\\,{t0 + (stop - 0.5) / fps:.6f})"
+        filters.append(f"select='{sel}'")
+    elif start > 0:
+        filters.append(f"select='gte(n\\,{start})'")
+    if (out_w, out_h) != (src_w, src_h):
+        filters.append(f"scale={out_w}:{out_h}:flags=area+{_SWS_FLAGS}")
+    cmd += [*_DECODE_FLAGS, "-i", str(meta.path), "-map", f"0:{meta.index}", "-an", "-sn",
+            "-dn"]
+    if filters:
+        cmd += ["-vf", ",".join(filters)]
+    if stop is not None:
+        cmd += ["-frames:v", str(stop - start)]
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
+
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=stderr)
+    n_out = 0
+    finished = False
+    try:
+        assert proc.stdout is not None
+        while True:
+            frame = np.empty(shape, np.uint8)
+            view = memoryview(frame).cast("B")
+            got = 0
+            while got < frame_bytes:
+                n = proc.stdout.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got == 0:
+                break
+            if got < frame_bytes:
+                raise MediaError(f"decoding {meta.path}: frame {start + n_out} was cut short "
+                                 f"({got} of {frame_bytes} bytes); the file may be truncated.")
+            n_out += 1
+            yield frame
+        proc.stdout.close()
+        rc = proc.wait()
+        finished = True
+        if rc != 0:
+            stderr.seek(0)
+            raise MediaError(f"decoding {meta.path} failed (exit code {rc}): "
+                             f"{_tail(stderr.read()) or 'no message'}. Check the file with "
+                             f"ffprobe; it may be damaged.")
+        if stop is not None and n_out < stop - start:
+            raise MediaError(f"{meta.path} has only {start + n_out} frames but frames "
+                             f"[{start}, {stop}) were asked for; check the frame range "
+                             f"against probe(...).n_frames.")
+    finally:
+        if not finished and proc.poll() is None:
+            proc.kill()
+        if proc.stdout is not None and not proc.stdout.closed:
+            proc.stdout.close()
+        proc.wait()
+        stderr.close()
+
+
+# ------------------------------------------------------------------------------------------
+# encoding
+# ------------------------------------------------------------------------------------------
+
+
+class FrameWriter:
+    """Write frames to a lossless FFV1 Matroska intermediate, atomically and deterministically.
+
+    Parameters
+    ----------
+    path : output ``.mkv`` path. Written under a temporary name in the same folder and renamed
+        on a clean exit; the temporary file is removed if an exception leaves the block.
+    width, height : frame size in pixels.
+    fps : exact frame rate ("24000/1001", Fraction, int).
+    pix_fmt_in : ``"rgb24"`` (frames (H, W, 3), stored as FFV1 RGB) or ``"gray"`` (frames
+        (H, W), stored as FFV1 gray).
+    metadata : container tags (str -> str).
+
+    FFV1 level 3, one frame per GOP, 4 slices with CRCs; no creation time or version strings
+    (bitexact), so the same frames give the same bytes. Note: FFmpeg 5.1's FFV1 encoder has no
+    8-bit planar ``gbrp``; RGB is stored as ``bgr0`` (FFV1's 8-bit RGB colour space, the same
+    lossless RCT coding), which decodes back to identical rgb24 / gbrp values.
+
+    Example
+    -------
+    >>> import numpy as np, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "shot.mkv"
+    >>> with FrameWriter(out, 16, 8, "24000/1001") as w:
+    ...     w.write(np.zeros((8, 16, 3), np.uint8))
+    >>> w.n_frames, out.exists()
+    (1, True)
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int,
+                 fps: str | Fraction | int | float, *, pix_fmt_in: str = "rgb24",
+                 metadata: Mapping[str, str] | None = None) -> None:
+        if pix_fmt_in not in ("rgb24", "gray"):
+            raise ValueError(f"pix_fmt_in must be 'rgb24' or 'gray', got {pix_fmt_in!r}")
+        if int(width) <= 0 or int(height) <= 0:
+            raise ValueError(f"invalid frame size {width}x{height}")
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = fps_string(fps)
+        self.pix_fmt_in = pix_fmt_in
+        self.metadata = dict(metadata or {})
+        self.n_frames = 0
+        self._shape = ((self.height, self.width, 3) if pix_fmt_in == "rgb24"
+                       else (self.height, self.width))
+        self._proc: subprocess.Popen | None = None
+        self._tmp: Path | None = None
+        self._stderr = None
+
+    # lifecycle ----------------------------------------------------------------------------
+    def open(self) -> "FrameWriter":
+        if self._proc is not None:
+            raise MediaError(f"FrameWriter for {self.path} is already open.")
+        self._tmp = _temp_sibling(self.path)
+        out_fmt = "bgr0" if self.pix_fmt_in == "rgb24" else "gray"
+        cmd = ffmpeg_base() + [
+            "-f", "rawvideo", "-pix_fmt", self.pix_fmt_in, "-s", f"{self.width}x{self.height}",
+            "-framerate", self.fps, "-i", "pipe:0",
+            "-map", "0:v", "-map_metadata", "-1", *_FFV1_ARGS, "-pix_fmt", out_fmt,
+            "-fps_mode", "passthrough", *BITEXACT_FLAGS,
+        ]
+        for k, v in sorted(self.metadata.items()):
+            cmd += ["-metadata", f"{k}={v}"]
+        cmd += ["-f", "matroska", str(self._tmp)]
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=self._stderr)
+        return self
+
+    def __enter__(self) -> "FrameWriter":
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _error_text(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return _tail(self._stderr.read())
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one frame: uint8, shape (height, width, 3) for rgb24 or (height, width)."""
+        if self._proc is None or self._proc.stdin is None:
+            raise MediaError(f"FrameWriter for {self.path} is not open; use it in a `with` "
+                             f"block or call open().")
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 numpy arrays, got "
+                             f"{getattr(frame, 'dtype', type(frame))}")
+        if frame.shape != self._shape:
+            raise ValueError(f"frame shape {frame.shape} does not match the writer's "
+                             f"{self._shape} ({self.pix_fmt_in})")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except (BrokenPipeError, OSError) as exc:
+            self._proc.wait()
+            raise MediaError(f"the ffmpeg encoder for {self.path} stopped: "
+                             f"{self._error_text() or exc}. Check free disk space and the "
+                             f"output folder.") from exc
+        self.n_frames += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns the final path."""
+        if self._proc is None:
+            raise MediaError(f"FrameWriter for {self.path} was never opened.")
+        proc, tmp = self._proc, self._tmp
+        assert tmp is not None
+        try:
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            rc = proc.wait()
+            if rc != 0:
+                raise MediaError(f"encoding {self.path} failed (exit code {rc}): "
+                                 f"{self._error_text() or 'no message'}. Check free disk "
+                                 f"space and the frame size.")
+            if self.n_frames == 0:
+                raise MediaError(f"no frames were written to {self.path}; an empty "
+                                 f"intermediate is not kept.")
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._cleanup()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop the encoder and delete the temporary file (nothing is left at ``path``)."""
+        if self._proc is not None:
+            try:
+                if self._proc.stdin is not None:
+                    self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._cleanup()
+
+    def __del__(self) -> None:  # a writer dropped without close(): leave no process or temp
+        try:
+            if self._proc is not None:
+                self.abort()
+        except Exception:
+            pass
+
+    def _cleanup(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+        self._proc, self._tmp, self._stderr = None, None, None
+
+
+def write_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
+    """Write one uint8 gray (H, W) or RGB (H, W, 3) frame as a PNG, atomically, bit-exactly.
+
+    Read it back with ``next(iter_frames(path, pix_fmt="rgb24"))``.
+    """
+    path = Path(path)
+    if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or \
+            (frame.ndim == 3 and frame.shape[2] != 3):
+        raise ValueError(f"expected uint8 (H, W) or (H, W, 3), got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    pf = "rgb24" if frame.ndim == 3 else "gray"
+    tmp = _temp_sibling(path)
+    try:
+        proc = subprocess.run(
+            ffmpeg_base() + ["-f", "rawvideo", "-pix_fmt", pf, "-s", f"{w}x{h}", "-i", "pipe:0",
+                             "-frames:v", "1", "-c:v", "png", "-pix_fmt", pf, *BITEXACT_FLAGS,
+                             "-f", "image2", "-update", "1", str(tmp)],
+            input=np.ascontiguousarray(frame).tobytes(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise MediaError(f"writing {path} failed (exit code {proc.returncode}): "
+                             f"{_tail(proc.stderr)}. Check the output folder.")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
