@@ -202,3 +202,22 @@ def colorize_shot(
         engine=desc,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _colorize_for_flow(src: str | os.PathLike, start: int, stop: int, selection, out_path, *,
+                       engine: str = "exemplar-propagate", analysis_width_px: int = 320,
+                       **params) -> ColorizeResult:
+    """Flow adapter: colorize a shot from its reference selection (ranked paths + palette)."""
+    return colorize_shot(src, start, stop, selection.paths, out_path,
+                         palette_path=selection.palette_path, engine=engine,
+                         analysis_width_px=analysis_width_px, **params)
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="colorize", cache_policy=NO_CACHE)(_colorize_for_flow)
+
+
+colorize_shot_task = _thin_task()

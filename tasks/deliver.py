@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -281,3 +282,59 @@ def make_access(master: str | os.PathLike, out_path: str | os.PathLike, *,
     finally:
         tmp.unlink(missing_ok=True)
     return out_path
+
+
+# --------------------------------------------------------------------------------------------
+# One item's deliverable set, and its thin Prefect task
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    kind: str  # master | access | framemd5
+    path: Path
+    sha256: str
+    n_frames: int | None
+    fps: str | None
+    codec: str | None
+
+
+@dataclass(frozen=True)
+class DeliveredItem:
+    files: list[DeliveredFile]
+
+    def path_of(self, kind: str) -> Path:
+        return next(f.path for f in self.files if f.kind == kind)
+
+
+def deliver_item(shot_paths: Sequence[str | os.PathLike], source: str | os.PathLike,
+                 out_dir: str | os.PathLike, *, info: MediaInfo, stem: str,
+                 metadata: Mapping[str, str] | None = None) -> DeliveredItem:
+    """Master (FFV1/MKV + framemd5 sidecar) and access copy (H.264/MP4) of one item.
+
+    Files are ``<out_dir>/<stem>.master.mkv``, ``….master.mkv.framemd5`` and
+    ``<stem>.access.mp4``; both videos are verified against ``info`` (frame count, rate).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    master = reassemble_master(shot_paths, source, out_dir / f"{stem}.master.mkv", info=info,
+                               metadata=metadata)
+    access = make_access(master, out_dir / f"{stem}.access.mp4", source=source, info=info,
+                         metadata=metadata)
+    sidecar = framemd5_sidecar(master)
+    fps = fps_string(info.fps)
+    return DeliveredItem(files=[
+        DeliveredFile("master", master, media.sha256_file(master), info.n_frames, fps, "ffv1"),
+        DeliveredFile("framemd5", sidecar, media.sha256_file(sidecar), info.n_frames, fps, None),
+        DeliveredFile("access", access, media.sha256_file(access), info.n_frames, fps, "h264"),
+    ])
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="deliver", cache_policy=NO_CACHE)(deliver_item)
+
+
+deliver_item_task = _thin_task()

@@ -600,3 +600,23 @@ __all__ = [
     "harmonize_shot",
     "load_palette",
 ]
+
+
+def _harmonize_for_flow(colorized, out_path, *, segmentation=None, selection=None,
+                        engine: str = "palette-stats", **params) -> HarmonizeResult:
+    """Flow adapter: harmonize a colorized shot with its labels and its shot palette."""
+    return harmonize_shot(
+        colorized.out_path, out_path,
+        labels_path=segmentation.labels_path if segmentation is not None else None,
+        palette_path=selection.palette_path if selection is not None else None,
+        engine=engine, **params)
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="harmonize", cache_policy=NO_CACHE)(_harmonize_for_flow)
+
+
+harmonize_shot_task = _thin_task()

@@ -882,3 +882,63 @@ def write_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Fixity of originals, and the thin Prefect tasks the flows call
+# --------------------------------------------------------------------------------------------
+
+
+class FixityError(MediaError):
+    """The original's checksum differs from the one recorded at ingest."""
+
+
+@dataclass
+class FixityResult:
+    """Probe and sha256 of an original, checked against the value recorded at ingest."""
+
+    info: MediaInfo
+    sha256: str
+    seconds: float
+
+
+def check_fixity(path: str | os.PathLike, expected_sha256: str | None = None) -> FixityResult:
+    """Probe ``path`` and verify its sha256 (read-only); raise :class:`FixityError` on mismatch.
+
+    Example
+    -------
+    >>> check_fixity("film.mkv", expected_sha256="0" * 64)   # doctest: +SKIP
+    Traceback (most recent call last):
+    FixityError: ...
+    """
+    import time
+
+    t0 = time.perf_counter()
+    info = probe(path)
+    digest = sha256_file(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise FixityError(
+            f"fixity failure: {path} has sha256 {digest}, but {expected_sha256} was recorded at "
+            "ingest. The original changed or was replaced; restore it from the archive copy "
+            "before running again.")
+    return FixityResult(info=info, sha256=digest, seconds=time.perf_counter() - t0)
+
+
+def verify_fixity(path: str | os.PathLike, expected_sha256: str) -> str:
+    """Re-hash an original after a run; raise :class:`FixityError` when it changed."""
+    digest = sha256_file(path)
+    if digest != expected_sha256:
+        raise FixityError(f"fixity failure after the run: {path} now has sha256 {digest}, "
+                          f"expected {expected_sha256}. Check what else writes to that storage.")
+    return digest
+
+
+def _thin_tasks():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return (task(name="probe-and-fixity", cache_policy=NO_CACHE)(check_fixity),
+            task(name="verify-fixity", cache_policy=NO_CACHE)(verify_fixity))
+
+
+probe_and_fixity_task, verify_fixity_task = _thin_tasks()

@@ -829,3 +829,21 @@ __all__ = [
     "warp_error_pair",
     "warp_error_rgb",
 ]
+
+
+def _qc_for_flow(src: str | os.PathLike, start: int, stop: int, harmonized, out_dir, *,
+                 selection=None, ground_truth_path=None, **params) -> QCResult:
+    """Flow adapter: QC of a harmonized shot against its leading reference (if any)."""
+    refs = selection.paths[:1] if selection is not None else []
+    return qc_shot(src, start, stop, harmonized.out_path, out_dir, reference_paths=refs,
+                   ground_truth_path=ground_truth_path, **params)
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="qc", cache_policy=NO_CACHE)(_qc_for_flow)
+
+
+qc_shot_task = _thin_task()

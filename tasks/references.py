@@ -293,3 +293,77 @@ __all__ = [
     "read_reference",
     "sample_keyframe_indices",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# The "reference and palette selection" stage as the flow runs it, and its thin Prefect task
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceSelection:
+    """Ranked references of a shot (pins first) and the palette pooled from them."""
+
+    ranked: list[RankedReference]
+    palette: "Palette | None"
+    palette_path: Path | None
+    swatch_path: Path | None
+    engine: dict
+    seconds: float
+
+    @property
+    def paths(self) -> list[Path]:
+        return [r.path for r in self.ranked]
+
+
+def select_references(src: str | os.PathLike, start: int, stop: int,
+                      library: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                      engine: str = "luma-layout", top_k: int = 3, palette_k: int = 5,
+                      seed: int = 0, pinned: Sequence[str | os.PathLike] = (),
+                      **params) -> ReferenceSelection:
+    """Rank ``library`` for shot ``[start, stop)``, put reviewer pins first, pool a palette.
+
+    Pinned references (chosen by a reviewer) always lead the list with score 1.0; the ranked
+    ones follow. The palette (k-means in Lab, :func:`reel.tasks.palette.extract_palette`) is
+    taken from the leading reference only (a wrong lower-ranked still would pollute it) and
+    written to ``out_dir/palette.json`` with a swatch PNG; with no reference there is none.
+
+    Example
+    -------
+    >>> sel = select_references("film.mkv", 0, 30, ["a.png", "b.png"], "work/shot-0000")  # doctest: +SKIP
+    >>> [r.path.name for r in sel.ranked]  # doctest: +SKIP
+    ['b.png', 'a.png']
+    """
+    import time
+
+    from reel.tasks.palette import extract_palette
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ranker = REFERENCE_RANKERS.create(engine, **params)
+    pins = [RankedReference(Path(p), 1.0) for p in pinned]
+    pinned_set = {r.path for r in pins}
+    rest = [r for r in rank_references(src, start, stop, [p for p in library if Path(p) not in pinned_set],
+                                       engine=engine, top_k=top_k, **params)]
+    ranked = (pins + rest)[:max(top_k, len(pins))]
+    palette = palette_path = swatch_path = None
+    if ranked:
+        palette = extract_palette([r.path for r in ranked[:1]], k=palette_k, seed=seed)
+        palette_path = out_dir / "palette.json"
+        palette.save(palette_path)
+        swatch_path = out_dir / "palette.png"
+        palette.swatch(swatch_path)
+    return ReferenceSelection(ranked=ranked, palette=palette, palette_path=palette_path,
+                              swatch_path=swatch_path, engine=ranker.describe(),
+                              seconds=time.perf_counter() - t0)
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="select-references", cache_policy=NO_CACHE)(select_references)
+
+
+select_references_task = _thin_task()

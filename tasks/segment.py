@@ -43,7 +43,8 @@ import heapq
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -63,6 +64,9 @@ class SegmentResult:
     n_regions: int
     label_stability: float
     n_frames: int
+    #: ``Engine.describe()`` of the segmenter (name, version, parameters).
+    engine: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -581,6 +585,7 @@ def segment_shot(
         raise ValueError(f"empty shot [{start}, {stop})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     segmenter = SEGMENTERS.create(engine, **params)
     mid_offset = (stop - start) // 2
     kept: dict[str, tuple[int, np.ndarray]] = {}
@@ -609,6 +614,8 @@ def segment_shot(
         n_regions=seg.n_regions,
         label_stability=round(seg.label_stability, 6),
         n_frames=n,
+        engine=segmenter.describe(),
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -664,3 +671,13 @@ __all__ = [
     "superpixels",
     "vote_superpixels",
 ]
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="segment", cache_policy=NO_CACHE)(segment_shot)
+
+
+segment_shot_task = _thin_task()

@@ -524,3 +524,13 @@ __all__ = [
     "boundaries_to_shots",
     "detect_shots",
 ]
+
+
+def _thin_task():
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name="detect-shots", cache_policy=NO_CACHE)(detect_shots)
+
+
+detect_shots_task = _thin_task()

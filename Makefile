@@ -1,0 +1,45 @@
+# Two commands on a fresh Debian machine (root, Python 3.11 + pip):
+#   make demo   install everything, fetch the sample media, restore the sample collections
+#   make test   install what the tests need (ffmpeg, PostgreSQL, MediaConch) and run all tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast install system-deps test-system-deps clean-var help
+
+help:
+	@echo "make demo      - install, fetch samples, run the pipeline on the sample collections"
+	@echo "make test      - install test dependencies and run the whole test suite (as CI does)"
+	@echo "make test-fast - skip the slow end-to-end tests"
+
+system-deps:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+	  echo "installing ffmpeg (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+
+test-system-deps: system-deps
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v mediaconch >/dev/null || { \
+	  echo "installing postgresql and mediaconch (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql mediaconch; }
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+demo: install
+	$(BIN)/reel demo
+
+test: install test-system-deps
+	bash scripts/run-tests.sh
+
+test-fast: install test-system-deps
+	bash scripts/run-tests.sh -m "not slow"
+
+clean-var:
+	rm -rf var
