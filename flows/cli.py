@@ -34,6 +34,21 @@ console = Console()
 err = Console(stderr=True)
 
 
+@app.callback()
+def _setup() -> None:
+    """Prefect defaults for a local, single-machine run (each can be overridden by env)."""
+    import os
+
+    s = get_settings()
+    s.home.mkdir(parents=True, exist_ok=True)
+    # keep Prefect's ephemeral API database beside reel's own state, not in ~/.prefect
+    os.environ.setdefault("PREFECT_HOME", str(s.home / "prefect"))
+    # a fresh Prefect home takes ~40 s to migrate on a 2-core machine (stack notes §1)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
 def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}")
     if hint:
@@ -242,10 +257,9 @@ def demo(
 
 
 def _override_settings(**overrides) -> None:
-    base = get_settings().model_dump()
-    base.update(overrides)
-    get_settings.cache_clear()
-    get_settings(**base)
+    from reel.config import configure
+
+    configure(**overrides)
 
 
 def _print_locations(s) -> None:

@@ -15,7 +15,6 @@ Example
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,25 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-@lru_cache(maxsize=1)
-def get_settings(**overrides: Any) -> Settings:
-    """The process-wide settings (cached). Tests call ``get_settings.cache_clear()``."""
-    return Settings(**overrides)
+class _SettingsHolder:
+    """Holds the process's settings: built once from env/file, replaceable by ``configure``."""
+
+    current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings (built on first use from defaults, file and environment)."""
+    if _SettingsHolder.current is None:
+        _SettingsHolder.current = Settings()
+    return _SettingsHolder.current
+
+
+def configure(**overrides: Any) -> Settings:
+    """Rebuild the settings with ``overrides`` on top of file and environment (CLI options)."""
+    _SettingsHolder.current = Settings(**overrides)
+    return _SettingsHolder.current
+
+
+def reset_settings() -> None:
+    """Forget the current settings; the next ``get_settings()`` reads env and file again."""
+    _SettingsHolder.current = None

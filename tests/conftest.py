@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reel.config import get_settings
+from reel.config import get_settings, reset_settings
 
 
 @pytest.fixture
@@ -14,8 +14,8 @@ def reel_home(tmp_path, monkeypatch):
     monkeypatch.setenv("REEL_HOME", str(home))
     monkeypatch.delenv("REEL_DATABASE_URL", raising=False)
     monkeypatch.delenv("REEL_MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
+    reset_settings()
     s = get_settings()
     s.ensure_dirs()
     yield s
-    get_settings.cache_clear()
+    reset_settings()
