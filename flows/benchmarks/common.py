@@ -1,0 +1,118 @@
+"""What every benchmark writes: a CSV, a Markdown summary and an MLflow run.
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> out = pathlib.Path(tempfile.mkdtemp())
+>>> rows = [{"engine": "a", "video": "v", "f1": 1.0}, {"engine": "b", "video": "v", "f1": 0.5}]
+>>> paths = write_results("demo", rows, out, columns=["engine", "video", "f1"], log_mlflow=False)
+>>> sorted(p.name for p in paths.values())
+['demo.csv', 'summary.md']
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import reel
+
+EXPERIMENT = "reel-benchmarks"
+
+
+def machine_description() -> dict[str, str]:
+    """Where the numbers were measured (goes into summary.md and MLflow params)."""
+    import os
+
+    import torch
+
+    return {
+        "reel_version": reel.__version__,
+        "python": platform.python_version(),
+        "cpu_count": str(os.cpu_count()),
+        "machine": platform.machine(),
+        "torch_threads": str(torch.get_num_threads()),
+        "cuda": str(torch.cuda.is_available()),
+    }
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, rows: Sequence[dict[str, Any]], out_dir: str | Path, *,
+                  columns: Sequence[str], title: str | None = None,
+                  notes: Iterable[str] = (), command: str | None = None,
+                  params: dict[str, Any] | None = None, log_mlflow: bool = True,
+                  key_columns: Sequence[str] = ("engine", "video")) -> dict[str, Path]:
+    """Write ``<name>.csv`` and ``summary.md`` under ``out_dir``; log both to MLflow.
+
+    Numeric cells are also logged as MLflow metrics named ``<key1>.<key2>.<column>`` (keys from
+    ``key_columns`` present in the row), so runs can be compared in the MLflow UI.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"{name}.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    machine = machine_description()
+    md = [f"# {title or name} benchmark", "",
+          f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} by reel {reel.__version__} on "
+          f"{machine['cpu_count']} CPU(s), CUDA: {machine['cuda']}."]
+    if command:
+        md += ["", f"Command: `{command}`"]
+    md += ["", markdown_table(rows, columns)]
+    notes = list(notes)
+    if notes:
+        md += [""] + [f"- {n}" for n in notes]
+    md_path = out / "summary.md"
+    md_path.write_text("\n".join(md) + "\n")
+    if log_mlflow:
+        _log_mlflow(name, rows, columns, key_columns, {**machine, **(params or {})},
+                    [csv_path, md_path])
+    return {"csv": csv_path, "summary": md_path}
+
+
+def _log_mlflow(name, rows, columns, key_columns, params, files) -> None:
+    import mlflow
+
+    from reel.config import get_settings
+    from reel.flows import tracking
+
+    s = get_settings()
+    tracking.setup(s)  # sets the tracking URI (and creates reel's main experiment)
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp else mlflow.create_experiment(
+        EXPERIMENT, artifact_location=(s.mlflow_artifact_root / EXPERIMENT).as_uri())
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"benchmark-{name}"):
+        mlflow.set_tag("reel.benchmark", name)
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        metrics = {}
+        for r in rows:
+            key = ".".join(_clean(str(r[k])) for k in key_columns if k in r)
+            for c in columns:
+                v = r.get(c)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and c not in key_columns:
+                    if v == v and abs(v) != float("inf"):
+                        metrics[f"{key}.{_clean(c)}"] = float(v)
+        if metrics:
+            mlflow.log_metrics(metrics)
+        for f in files:
+            mlflow.log_artifact(str(f))
+
+
+def _clean(s: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_./ " else "_" for ch in s)
