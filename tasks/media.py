@@ -57,6 +57,17 @@ __all__ = [
     "fps_string",
     "ffmpeg_base",
     "run_ffmpeg",
+    "ffmpeg_version",
+    "detect_interlace",
+    "cfr_rate",
+    "source_notes",
+    "normalise_video",
+    "prepare_source",
+    "DecodeSource",
+    "FixityError",
+    "FixityResult",
+    "check_fixity",
+    "verify_fixity",
 ]
 
 #: ffmpeg flags that make muxers/encoders write no version strings, dates or random ids, so the
@@ -210,6 +221,11 @@ def _pixel_format_depths() -> dict[str, int]:
 # ------------------------------------------------------------------------------------------
 
 
+#: ffprobe ``field_order`` values of interlaced video (``tt``/``bb``: coded and displayed in the
+#: same order; ``tb``/``bt``: coded in one order, displayed in the other).
+INTERLACED_FIELD_ORDERS = ("tt", "bb", "tb", "bt")
+
+
 @dataclass
 class MediaInfo:
     """What reel needs to know about a film (first video stream + all audio streams).
@@ -219,6 +235,13 @@ class MediaInfo:
     report one). ``width``/``height`` are the stored (coded display) size; frames from
     :func:`iter_frames` are in display orientation, i.e. swapped when ``rotation_deg`` is 90 or
     270. ``rotation_deg`` is clockwise, in {0, 90, 180, 270}.
+
+    ``n_frames`` is exact: the container's count when it is present, consistent with the
+    duration and (for a deep probe) with the number of video packets, otherwise counted by
+    decoding (``frame_count_source`` says which; ``header_n_frames`` keeps a container count
+    that was found wrong). A deep probe (``probe(path, deep=True)``) also measures the timing of
+    every video packet (``frame_timing``: is the frame rate really constant?) and runs ffmpeg's
+    ``idet`` interlace detector on the first frames (``interlace``).
     """
 
     path: Path
@@ -238,6 +261,16 @@ class MediaInfo:
     audio_streams: list[dict[str, Any]] = field(default_factory=list)
     #: absolute index of the video stream described here
     video_stream_index: int = 0
+    #: "header" (container count, checked) or "decoded" (counted by decoding every frame)
+    frame_count_source: str = "header"
+    #: the container's frame count when decoding found a different one, else None
+    header_n_frames: int | None = None
+    #: deep probe: {"n_packets", "min_interval_s", "median_interval_s", "max_interval_s",
+    #: "constant"} of the video packets' presentation times; None for a shallow probe
+    frame_timing: dict[str, Any] | None = None
+    #: deep probe: ffmpeg idet counts on the first frames and a verdict
+    #: ("progressive", "tff", "bff" or "undetermined"); None for a shallow probe
+    interlace: dict[str, Any] | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -245,8 +278,29 @@ class MediaInfo:
 
     @property
     def is_vfr(self) -> bool:
-        """True when the average frame rate differs from the nominal (r_frame_rate) one."""
+        """True when the frame rate is not constant.
+
+        A deep probe measures it (packet presentation times); otherwise it is True when the
+        average frame rate differs from the nominal (r_frame_rate) one.
+        """
+        if self.frame_timing is not None and self.frame_timing.get("constant") is not None:
+            return not self.frame_timing["constant"]
         return Fraction(self.avg_fps) != Fraction(self.fps)
+
+    @property
+    def is_interlaced(self) -> bool:
+        """True when the stream is flagged interlaced or ``idet`` finds interlaced fields."""
+        return self.scan_order is not None
+
+    @property
+    def scan_order(self) -> str | None:
+        """"tff" or "bff" for interlaced video (the stream's flag first, then idet), else None."""
+        if self.field_order in ("tt", "bt"):
+            return "tff"
+        if self.field_order in ("bb", "tb"):
+            return "bff"
+        verdict = (self.interlace or {}).get("verdict")
+        return verdict if verdict in ("tff", "bff") else None
 
     @property
     def fps_float(self) -> float:
@@ -282,8 +336,14 @@ class MediaInfo:
             "timecode": self.timecode,
             "audio_streams": [dict(a) for a in self.audio_streams],
             "video_stream_index": self.video_stream_index,
+            "frame_count_source": self.frame_count_source,
+            "header_n_frames": self.header_n_frames,
+            "frame_timing": dict(self.frame_timing) if self.frame_timing is not None else None,
+            "interlace": dict(self.interlace) if self.interlace is not None else None,
             "has_audio": self.has_audio,
             "is_vfr": self.is_vfr,
+            "is_interlaced": self.is_interlaced,
+            "scan_order": self.scan_order,
             "fps_float": self.fps_float,
         }
 
@@ -348,6 +408,31 @@ def _rotation_of(stream: dict[str, Any]) -> int:
     return 0
 
 
+#: bits per sample of decoded audio sample formats (planar or not)
+_SAMPLE_FMT_BITS = {"u8": 8, "s16": 16, "s32": 32, "s64": 64, "flt": 32, "dbl": 64}
+
+
+def _audio_facts(stream: dict[str, Any]) -> dict[str, Any]:
+    """What reel keeps about an audio stream (JSON-safe)."""
+    sample_fmt = str(stream.get("sample_fmt") or "")
+    bits = 0
+    for key in ("bits_per_raw_sample", "bits_per_sample"):
+        try:
+            bits = int(stream.get(key) or 0)
+        except (TypeError, ValueError):
+            bits = 0
+        if bits:
+            break
+    if not bits:
+        bits = _SAMPLE_FMT_BITS.get(sample_fmt.rstrip("p"), 0)
+    return {"index": int(stream["index"]), "codec": stream.get("codec_name"),
+            "sample_rate": int(stream.get("sample_rate") or 0),
+            "channels": int(stream.get("channels") or 0),
+            "channel_layout": stream.get("channel_layout"),
+            "sample_fmt": sample_fmt or None, "bits_per_sample": bits,
+            "language": _tag(stream.get("tags"), "language")}
+
+
 def _video_meta(path: Path) -> _VideoMeta:
     path = _check_file(path)
     out = run_ffmpeg(_ffprobe_base() + ["-show_format", "-show_streams", "-of", "json",
@@ -365,10 +450,7 @@ def _video_meta(path: Path) -> _VideoMeta:
     v = videos[0]
     if not v.get("width") or not v.get("height"):
         raise MediaError(f"{path}: the video stream has no frame size; the file may be damaged.")
-    audio = [{"index": int(s["index"]), "codec": s.get("codec_name"),
-              "sample_rate": int(s.get("sample_rate") or 0),
-              "channels": int(s.get("channels") or 0)}
-             for s in streams if s.get("codec_type") == "audio"]
+    audio = [_audio_facts(s) for s in streams if s.get("codec_type") == "audio"]
     fmt = data.get("format") or {}
     # The decoder's real output size can differ from the stream header (e.g. Theora with an odd
     # picture offset); read the first frame with the same decoder flags iter_frames uses.
@@ -391,6 +473,17 @@ def _video_meta(path: Path) -> _VideoMeta:
                                                    or f0.get("pts_time")))
 
 
+def _timecode_of(meta: _VideoMeta) -> str | None:
+    """Start timecode: container tag, video stream tag, or any other stream's (e.g. tmcd)."""
+    timecode = _tag(meta.fmt.get("tags"), "timecode") or _tag(meta.stream.get("tags"), "timecode")
+    if timecode is None:
+        for other in meta.streams:
+            timecode = _tag(other.get("tags"), "timecode")
+            if timecode:
+                break
+    return timecode
+
+
 def _plausible_nb_frames(meta: _VideoMeta) -> int | None:
     s = meta.stream
     try:
@@ -407,11 +500,23 @@ def _plausible_nb_frames(meta: _VideoMeta) -> int | None:
     return nb if abs(nb - expected) <= 1.0 + 0.002 * nb else None
 
 
-def probe(path: str | os.PathLike) -> MediaInfo:
+def probe(path: str | os.PathLike, *, deep: bool = False,
+          idet_frames: int = 500) -> MediaInfo:
     """Describe a film: container, first video stream, audio streams, exact frame count.
 
+    Parameters
+    ----------
+    path : the film (only read).
+    deep : also read every video packet's timestamp (one demuxing pass, no decoding) to check
+        the container's frame count against the packet count and to measure whether the frame
+        rate is really constant, and run ffmpeg's ``idet`` interlace detector on the first
+        ``idet_frames`` frames. The restore flow probes originals deeply; ``reel probe`` too.
+    idet_frames : how many frames ``idet`` looks at (deep probes only).
+
     The frame count is the container's ``nb_frames`` when present and consistent with the
-    duration, otherwise it is counted by decoding (slow for long films, always exact).
+    duration (and, deep, with the packet count), otherwise it is counted by decoding (slow for
+    long films, always exact). When the container's count was wrong, ``header_n_frames`` keeps
+    it and ``duration_s`` is recomputed from the counted frames.
 
     Raises
     ------
@@ -420,9 +525,9 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 
     Example
     -------
-    >>> info = probe("film.mp4")          # doctest: +SKIP
-    >>> info.fps, info.n_frames, info.has_audio   # doctest: +SKIP
-    ('24000/1001', 168, True)
+    >>> info = probe("film.mp4", deep=True)          # doctest: +SKIP
+    >>> info.fps, info.n_frames, info.has_audio, info.is_vfr   # doctest: +SKIP
+    ('24000/1001', 168, True, False)
     """
     meta = _video_meta(Path(path))
     s = meta.stream
@@ -433,23 +538,26 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         raise MediaError(f"{meta.path}: the video stream reports no frame rate; remux it with "
                          f"an explicit rate (ffmpeg -r) before restoring.")
     avg = meta.avg_fps or fps
-    n_frames = _plausible_nb_frames(meta)
-    if n_frames is None:
-        n_frames = count_frames(meta.path, _stream_index=meta.index)
+    try:
+        raw_nb: int | None = int(s.get("nb_frames"))
+    except (TypeError, ValueError):
+        raw_nb = None
+    header = _plausible_nb_frames(meta)
+    timing = _packet_timing(meta) if deep else None
+    if header is not None and (timing is None or timing["n_packets"] == header):
+        n_frames, count_source = header, "header"
+    else:
+        n_frames, count_source = count_frames(meta.path, _stream_index=meta.index), "decoded"
+    header_wrong = raw_nb if raw_nb is not None and raw_nb > 0 and raw_nb != n_frames else None
     duration = _float_or_none(s.get("duration")) or _float_or_none(meta.fmt.get("duration"))
-    if duration is None:
+    if duration is None or header_wrong is not None:
         duration = n_frames / float(fps)
     pix_fmt = str(s.get("pix_fmt") or "")
     try:
         bit_depth = int(s.get("bits_per_raw_sample"))
     except (TypeError, ValueError):
         bit_depth = _pixel_format_depths().get(pix_fmt, 8)
-    timecode = _tag(meta.fmt.get("tags"), "timecode") or _tag(s.get("tags"), "timecode")
-    if timecode is None:
-        for other in meta.streams:
-            timecode = _tag(other.get("tags"), "timecode")
-            if timecode:
-                break
+    timecode = _timecode_of(meta)
     fo = s.get("field_order")
     return MediaInfo(
         path=meta.path,
@@ -468,7 +576,94 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         timecode=timecode,
         audio_streams=meta.audio,
         video_stream_index=meta.index,
+        frame_count_source=count_source,
+        header_n_frames=header_wrong,
+        frame_timing=timing,
+        interlace=detect_interlace(meta.path, max_frames=idet_frames,
+                                   _stream_index=meta.index) if deep else None,
     )
+
+
+def _packet_timing(meta: _VideoMeta) -> dict[str, Any]:
+    """Count the video packets and measure the spacing of their presentation times.
+
+    One demuxing pass (no decoding). ``constant`` is True when every interval between
+    consecutive presentation times (sorted, so B-frame reordering does not matter) lies within
+    two time-base ticks plus a microsecond of every other one (Matroska's millisecond
+    timestamps make a 24000/1001 film alternate 41/42 ms), False otherwise, and None when the
+    container gives no usable timestamps (fewer than three, or missing ones).
+    """
+    out = run_ffmpeg(_ffprobe_base() + ["-select_streams", str(meta.index), "-show_entries",
+                                        "packet=pts", "-of", "csv=p=0", str(meta.path)],
+                     what=f"reading the packet timestamps of {meta.path}",
+                     hint="The container could not be read to the end; the file may be "
+                          "truncated.")
+    lines = [ln.strip().rstrip(",") for ln in out.decode("ascii", "replace").splitlines()
+             if ln.strip()]
+    timing: dict[str, Any] = {"n_packets": len(lines), "min_interval_s": None,
+                              "median_interval_s": None, "max_interval_s": None,
+                              "constant": None}
+    tb = _rational_or_none(meta.stream.get("time_base"))
+    try:
+        pts = sorted(int(x) for x in lines)
+    except ValueError:          # "N/A" timestamps
+        return timing
+    if tb is None or len(pts) < 3:
+        return timing
+    diffs = np.diff(np.asarray(pts, dtype=np.int64))
+    tick = float(tb)
+    lo, med, hi = int(diffs.min()), float(np.median(diffs)), int(diffs.max())
+    timing.update(min_interval_s=lo * tick, median_interval_s=med * tick,
+                  max_interval_s=hi * tick, constant=bool(lo > 0 and (hi - lo) <= 2))
+    return timing
+
+
+def detect_interlace(path: str | os.PathLike, *, max_frames: int = 500,
+                     _stream_index: int | None = None) -> dict[str, Any]:
+    """Run ffmpeg's ``idet`` filter on the first ``max_frames`` frames; counts and a verdict.
+
+    Returns ``{"tff", "bff", "progressive", "undetermined"}`` (idet's multi-frame counts),
+    ``"frames"`` (how many were looked at) and ``"verdict"``: ``"tff"``/``"bff"`` when at least
+    60 % of the frames look interlaced, more than twice as many as look progressive, and one
+    field order has at least four times the votes of the other; ``"progressive"`` when at
+    least half look progressive and more than twice as many as look interlaced; otherwise
+    ``"undetermined"``. idet judges picture content (combing), so small synthetic test
+    patterns can fool it; the stream's own ``field_order`` flag is reported separately by
+    :func:`probe`.
+
+    >>> detect_interlace("tape.mkv")["verdict"]          # doctest: +SKIP
+    'tff'
+    """
+    import re
+
+    path = _check_file(Path(path))
+    if _stream_index is None:
+        _stream_index = _video_meta(path).index
+    cmd = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "info", *_DECODE_FLAGS,
+           "-i", str(path), "-map", f"0:{_stream_index}", "-an", "-sn", "-dn",
+           "-vf", "idet", "-frames:v", str(int(max_frames)), "-f", "null", "-"]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    text = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise MediaError(f"interlace detection on {path} failed (exit code "
+                         f"{proc.returncode}): {_tail(text)}. The video may be damaged.")
+    m = re.search(r"Multi frame detection:\s*TFF:\s*(\d+)\s*BFF:\s*(\d+)\s*"
+                  r"Progressive:\s*(\d+)\s*Undetermined:\s*(\d+)", text)
+    if m is None:
+        raise MediaError(f"ffmpeg's idet filter printed no summary for {path}; check that "
+                         f"this FFmpeg build has the idet filter.")
+    tff, bff, prog, und = (int(g) for g in m.groups())
+    total = tff + bff + prog + und
+    inter = tff + bff
+    if total and inter >= 0.6 * total and inter > 2 * prog and max(tff, bff) >= 4 * min(tff, bff):
+        verdict = "tff" if tff > bff else "bff"
+    elif total and prog >= 0.5 * total and prog > 2 * inter:
+        verdict = "progressive"
+    else:
+        verdict = "undetermined"
+    return {"tff": tff, "bff": bff, "progressive": prog, "undetermined": und,
+            "frames": tff + bff + prog + und, "verdict": verdict}
 
 
 def count_frames(path: str | os.PathLike, *, _stream_index: int | None = None) -> int:
@@ -885,6 +1080,327 @@ def write_png(path: str | os.PathLike, frame: np.ndarray) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
+# Odd sources: what is unusual about an original, and its normalised decode source
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_version() -> str:
+    """The FFmpeg version string of the ``ffmpeg`` on PATH, e.g. ``"5.1.9-0+deb12u1"``."""
+    out = run_ffmpeg([_tool("ffmpeg"), "-hide_banner", "-version"], what="asking ffmpeg's version")
+    first = out.decode("utf-8", "replace").splitlines()[0] if out else ""
+    parts = first.split()
+    return parts[2] if len(parts) > 2 and parts[0] == "ffmpeg" else first.strip()
+
+
+@lru_cache(maxsize=1)
+def _ffv1_pix_fmts() -> tuple[str, ...]:
+    out = run_ffmpeg([_tool("ffmpeg"), "-hide_banner", "-h", "encoder=ffv1"],
+                     what="listing the FFV1 encoder's pixel formats")
+    for line in out.decode("utf-8", "replace").splitlines():
+        if "Supported pixel formats:" in line:
+            return tuple(line.split(":", 1)[1].split())
+    return ("yuv420p", "yuv422p", "yuv444p", "bgr0", "gray")
+
+
+#: FFV1-storable stand-ins for decoder formats FFV1 cannot store (same samples, no colour
+#: matrix involved: only the memory layout or the range flag differ).
+_FFV1_EQUIVALENT = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p",
+                    "yuvj440p": "yuv440p", "nv12": "yuv420p", "nv21": "yuv420p",
+                    "nv16": "yuv422p", "p010le": "yuv420p10le", "p016le": "yuv420p16le",
+                    "rgb24": "bgr0", "bgr24": "bgr0", "rgba": "bgra", "argb": "bgra",
+                    "rgb48le": "rgb48le", "yuyv422": "yuv422p", "uyvy422": "yuv422p",
+                    "v210": "yuv422p10le", "gray8": "gray", "ya8": "ya8", "pal8": "bgr0",
+                    "monob": "gray", "monow": "gray"}
+
+
+def _ffv1_pix_fmt_for(pix_fmt: str, bit_depth: int) -> str:
+    """The FFV1 pixel format that stores decoded ``pix_fmt`` frames without loss of samples."""
+    supported = _ffv1_pix_fmts()
+    if pix_fmt in supported:
+        return pix_fmt
+    alt = _FFV1_EQUIVALENT.get(pix_fmt)
+    if alt in supported:
+        return alt
+    return "yuv444p" if bit_depth <= 8 else "yuv444p16le"
+
+
+#: Frame rates a measured rate is snapped to when it lies within 1 % of one of them.
+STANDARD_RATES: tuple[Fraction, ...] = tuple(Fraction(r) for r in (
+    "16", "18", "20", "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001",
+    "60", "100", "120000/1001", "120"))
+
+
+def cfr_rate(info: MediaInfo) -> Fraction:
+    """The constant frame rate a variable-rate film is converted to.
+
+    The median interval between frames (deep probe) gives the rate the film mostly runs at;
+    it is snapped to the nearest of :data:`STANDARD_RATES` within 1 %, otherwise kept with a
+    denominator of at most 1001. Without packet timing, the nominal rate (``r_frame_rate``)
+    when it is at most 120 fps, else the average rate.
+
+    >>> info = MediaInfo(path=Path("x"), container="mov", video_codec="h264", width=2, height=2,
+    ...                  fps="25/1", avg_fps="20/1", n_frames=80, duration_s=4.0,
+    ...                  pix_fmt="yuv420p", bit_depth=8,
+    ...                  frame_timing={"n_packets": 80, "median_interval_s": 0.04,
+    ...                                "min_interval_s": 0.04, "max_interval_s": 0.08,
+    ...                                "constant": False})
+    >>> cfr_rate(info)
+    Fraction(25, 1)
+    """
+    med = (info.frame_timing or {}).get("median_interval_s")
+    if med:
+        rate = 1.0 / float(med)
+    else:
+        nominal = Fraction(info.fps)
+        rate = float(nominal if nominal <= 120 else Fraction(info.avg_fps))
+    best = min(STANDARD_RATES, key=lambda r: abs(float(r) - rate))
+    if abs(float(best) - rate) <= 0.01 * rate:
+        return best
+    return Fraction(rate).limit_denominator(1001)
+
+
+def source_notes(info: MediaInfo, *, deinterlace: bool = False) -> list[dict[str, Any]]:
+    """What is unusual about an original and how reel handles it, as event records.
+
+    Each note is ``{"event_type", "outcome", "detail"}`` ready for the catalog's events table
+    (``detail["condition"]`` names it): variable frame rate, interlacing, rotation metadata, odd
+    frame size, more than 8 bits per sample, a container frame count that was wrong, no audio,
+    several audio streams. Ordinary sources give an empty list. Conversions themselves (VFR to
+    CFR, deinterlacing) are recorded by :func:`prepare_source`.
+
+    >>> info = MediaInfo(path=Path("x"), container="matroska", video_codec="ffv1", width=641,
+    ...                  height=359, fps="25/1", avg_fps="25/1", n_frames=3, duration_s=0.12,
+    ...                  pix_fmt="yuv420p", bit_depth=8, audio_streams=[{"index": 1}])
+    >>> [n["detail"]["condition"] for n in source_notes(info)]
+    ['odd frame size']
+    """
+    notes: list[dict[str, Any]] = []
+
+    def note(condition: str, outcome: str, action: str, **facts: Any) -> None:
+        notes.append({"event_type": "metadata extraction", "outcome": outcome,
+                      "detail": {"condition": condition, "action": action, **facts}})
+
+    if info.is_vfr:
+        note("variable frame rate", "warning",
+             f"converted to a constant {fps_string(cfr_rate(info))} fps intermediate before "
+             f"restoration (frames are duplicated or dropped by timestamp)",
+             r_frame_rate=info.fps, avg_frame_rate=info.avg_fps, frame_timing=info.frame_timing)
+    if info.is_interlaced:
+        facts = {"field_order": info.field_order, "idet": info.interlace,
+                 "scan_order": info.scan_order}
+        if deinterlace:
+            note("interlaced", "success", "deinterlaced with bwdif (one frame per frame) before "
+                 "restoration, as processing.deinterlace asks", **facts)
+        else:
+            flagged = info.field_order in INTERLACED_FIELD_ORDERS
+            note("interlaced", "warning",
+                 "kept interlaced: frames are restored as woven fields"
+                 + (f"; the master and mezzanine carry the stream's field order "
+                    f"({info.field_order})" if flagged else
+                    "; only idet found interlacing, so no field-order flag is set on the "
+                    "deliverables")
+                 + "; set processing.deinterlace = true to deinterlace with bwdif", **facts)
+    if info.rotation_deg:
+        note("rotation metadata", "success",
+             f"frames are decoded upright (rotated {info.rotation_deg} degrees clockwise); the "
+             f"deliverables are stored upright at {info.display_size[0]}x{info.display_size[1]} "
+             f"with no rotation flag", rotation_deg=info.rotation_deg)
+    w, h = info.display_size
+    if w % 2 or h % 2:
+        note("odd frame size", "warning",
+             f"the master keeps {w}x{h}; the mezzanine (ProRes 4:2:2) and access copy (H.264 "
+             f"4:2:0) need even sizes and are padded with black to {w + w % 2}x{h + h % 2} "
+             f"(right and bottom)", width=w, height=h)
+    if info.bit_depth > 8:
+        note("high bit depth", "success",
+             f"the source has {info.bit_depth} bits per sample; the master is stored as "
+             f"{_master_rgb_pix_fmt(info.bit_depth)} so it is not truncated to 8 bits (restored "
+             f"colour is computed at 8-bit precision and scaled up)", bit_depth=info.bit_depth,
+             pix_fmt=info.pix_fmt)
+    if info.header_n_frames is not None:
+        note("wrong container frame count", "warning",
+             f"the container says {info.header_n_frames} frames; decoding counted "
+             f"{info.n_frames}, which reel uses", header_n_frames=info.header_n_frames,
+             n_frames=info.n_frames)
+    if not info.audio_streams:
+        note("no audio", "success", "the source has no audio stream; the deliverables have none")
+    elif len(info.audio_streams) > 1:
+        note("several audio streams", "success",
+             f"all {len(info.audio_streams)} audio streams are carried: copied losslessly to "
+             f"the master, as PCM to the mezzanine, as AAC to the access copy",
+             audio_streams=info.audio_streams)
+    return notes
+
+
+def _master_rgb_pix_fmt(bit_depth: int) -> str:
+    """FFV1 RGB pixel format of a master for a source with ``bit_depth`` bits per sample."""
+    if bit_depth <= 8:
+        return "bgr0"
+    if bit_depth <= 10:
+        return "gbrp10le"
+    if bit_depth <= 12:
+        return "gbrp12le"
+    return "gbrp16le"
+
+
+def normalise_video(path: str | os.PathLike, out_path: str | os.PathLike, *,
+                    info: MediaInfo | None = None, fps: str | Fraction | None = None,
+                    deinterlace: bool = False) -> Path:
+    """Write a lossless constant-rate (and optionally deinterlaced) copy of a film's video.
+
+    Parameters
+    ----------
+    path : the original (only read).
+    out_path : the intermediate (``.mkv``), written atomically: FFV1 level 3, intra-only,
+        sliced with CRCs, in the decoder's own pixel format (so 10-bit stays 10-bit), the
+        original's start timecode, no audio (deliverables take audio from the original).
+    info : ``probe(path, deep=True)`` (probed when None).
+    fps : constant output rate; frames are taken by timestamp (ffmpeg's ``fps`` filter,
+        nearest rounding: duplicated over gaps, dropped where frames crowd). None keeps every
+        frame as it is (only deinterlacing).
+    deinterlace : deinterlace with ``bwdif`` (one output frame per input frame, field order
+        from the stream's flag or idet, every frame deinterlaced).
+
+    Frames come out upright (rotation metadata applied). Deterministic (bit-exact FFV1).
+
+    >>> normalise_video("phone.mp4", "work/phone.cfr.mkv", fps="30/1")   # doctest: +SKIP
+    PosixPath('work/phone.cfr.mkv')
+    """
+    path = _check_file(Path(path))
+    out_path = Path(out_path)
+    if info is None:
+        info = probe(path, deep=True)
+    filters: list[str] = []
+    if deinterlace:
+        parity = {"tff": "tff", "bff": "bff"}.get(info.scan_order or "", "auto")
+        filters.append(f"bwdif=mode=send_frame:parity={parity}:deint=all")
+    if fps is not None:
+        filters.append(f"fps=fps={fps_string(fps)}:round=near")
+    if not filters:
+        raise ValueError("normalise_video needs fps and/or deinterlace; nothing to do")
+    pix_fmt = _ffv1_pix_fmt_for(info.pix_fmt, info.bit_depth)
+    tmp = _temp_sibling(out_path, ".part.mkv")
+    cmd = ffmpeg_base() + ["-sws_flags", _SWS_FLAGS, *_DECODE_FLAGS, "-i", str(path),
+                           "-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn",
+                           "-map_metadata", "-1", "-map_chapters", "-1",
+                           "-vf", ",".join(filters), *_FFV1_ARGS, "-pix_fmt", pix_fmt,
+                           "-fps_mode", "passthrough", *BITEXACT_FLAGS]
+    if info.timecode:
+        cmd += ["-timecode", info.timecode]
+    cmd += ["-metadata", f"comment=normalised decode source of {path.name}",
+            "-f", "matroska", str(tmp)]
+    try:
+        run_ffmpeg(cmd, what=f"normalising {path}",
+                   hint="The video could not be decoded to the end; check it with ffprobe.")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+#: Bump when :func:`normalise_video`'s output for the same inputs changes (cache key).
+_NORMALISE_VERSION = 1
+
+
+@dataclass
+class DecodeSource:
+    """The file the restoration stages decode, and what was done to get it.
+
+    ``path`` is the original itself for ordinary films, or a normalised intermediate (constant
+    frame rate and/or deinterlaced) for odd ones; the original is never changed. ``info`` is
+    the probe of ``path`` (frame count, rate and size the deliverables must match), with the
+    original's start timecode. ``original`` is the deep probe of the original (its audio streams
+    go to the deliverables). ``notes`` are events for the catalog: one per unusual condition
+    (:func:`source_notes`) plus one ``normalization`` event when an intermediate was made.
+    """
+
+    path: Path
+    info: MediaInfo
+    original: MediaInfo
+    sha256: str
+    normalised: bool
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare_source(path: str | os.PathLike, work_dir: str | os.PathLike, *,
+                   info: MediaInfo | None = None, sha256: str | None = None,
+                   deinterlace: bool = False) -> DecodeSource:
+    """Decide what the stages decode: the original, or a normalised intermediate of it.
+
+    Variable-frame-rate originals are converted to a constant rate (:func:`cfr_rate`);
+    interlaced ones are deinterlaced with bwdif only when ``deinterlace`` is True. The
+    intermediate goes to ``work_dir/normalised-<sha256 prefix>-<options>.mkv`` and is reused by
+    later runs (same original and options give the same bytes). Ordinary originals are used
+    as they are.
+
+    Parameters
+    ----------
+    path : the original (only read).
+    work_dir : folder for the intermediate.
+    info : ``probe(path, deep=True)``; probed when None.
+    sha256 : the original's sha256 (computed when None).
+    deinterlace : the setting ``processing.deinterlace``.
+
+    Example
+    -------
+    >>> src = prepare_source("phone.mp4", "work/item-00001/source")     # doctest: +SKIP
+    >>> src.normalised, src.info.fps, [n["detail"]["condition"] for n in src.notes][:1]
+    ...                                                                  # doctest: +SKIP
+    (True, '30/1', ['variable frame rate'])
+    """
+    import time
+
+    t0 = time.perf_counter()
+    path = _check_file(Path(path))
+    if info is None:
+        info = probe(path, deep=True)
+    if sha256 is None:
+        sha256 = sha256_file(path)
+    notes = source_notes(info, deinterlace=deinterlace)
+    to_cfr = info.is_vfr
+    do_deint = deinterlace and info.is_interlaced
+    if not (to_cfr or do_deint):
+        return DecodeSource(path=path, info=info, original=info, sha256=sha256,
+                            normalised=False, notes=notes, seconds=time.perf_counter() - t0)
+    rate = cfr_rate(info) if to_cfr else None
+    key = hashlib.sha256(json.dumps(
+        {"v": _NORMALISE_VERSION, "fps": fps_string(rate) if rate else None,
+         "deinterlace": do_deint, "scan_order": info.scan_order}, sort_keys=True).encode()
+    ).hexdigest()[:12]
+    out = Path(work_dir) / f"normalised-{sha256[:16]}-{key}.mkv"
+    reused = out.is_file()
+    if not reused:
+        normalise_video(path, out, info=info, fps=rate, deinterlace=do_deint)
+    norm = probe(out)
+    norm.timecode = info.timecode
+    out_sha = sha256_file(out)
+    filters = []
+    if do_deint:
+        filters.append("bwdif (send_frame, every frame)")
+    if rate is not None:
+        filters.append(f"fps={fps_string(rate)} (nearest timestamp)")
+    reasons = (["variable frame rate"] if to_cfr else []) + (["deinterlace"] if do_deint else [])
+    notes.append({
+        "event_type": "normalization", "outcome": "warning" if to_cfr else "success",
+        "detail": {
+            "reason": " and ".join(reasons),
+            "action": f"video re-timed/deinterlaced into a lossless FFV1 intermediate "
+                      f"({', '.join(filters)}) that the stages decode instead of the original; "
+                      f"the original is unchanged and its audio goes to the deliverables",
+            "source": {"path": str(path), "sha256": sha256, "n_frames": info.n_frames,
+                       "fps": info.fps, "avg_fps": info.avg_fps,
+                       "frame_timing": info.frame_timing},
+            "output": {"path": str(out), "sha256": out_sha, "n_frames": norm.n_frames,
+                       "fps": norm.fps, "pix_fmt": norm.pix_fmt},
+            "reused": reused, "tool": f"ffmpeg {ffmpeg_version()}",
+        }})
+    return DecodeSource(path=out, info=norm, original=info, sha256=out_sha, normalised=True,
+                        notes=notes, seconds=time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------
 # Fixity of originals, and the thin Prefect tasks the flows call
 # --------------------------------------------------------------------------------------------
 
@@ -902,8 +1418,11 @@ class FixityResult:
     seconds: float
 
 
-def check_fixity(path: str | os.PathLike, expected_sha256: str | None = None) -> FixityResult:
-    """Probe ``path`` and verify its sha256 (read-only); raise :class:`FixityError` on mismatch.
+def check_fixity(path: str | os.PathLike, expected_sha256: str | None = None, *,
+                 deep: bool = True) -> FixityResult:
+    """Verify an original's sha256 (read-only), then probe it; :class:`FixityError` on mismatch.
+
+    ``deep`` (default) probes with packet timing and interlace detection (see :func:`probe`).
 
     Example
     -------
@@ -914,13 +1433,13 @@ def check_fixity(path: str | os.PathLike, expected_sha256: str | None = None) ->
     import time
 
     t0 = time.perf_counter()
-    info = probe(path)
     digest = sha256_file(path)
     if expected_sha256 is not None and digest != expected_sha256:
         raise FixityError(
             f"fixity failure: {path} has sha256 {digest}, but {expected_sha256} was recorded at "
             "ingest. The original changed or was replaced; restore it from the archive copy "
             "before running again.")
+    info = probe(path, deep=deep)
     return FixityResult(info=info, sha256=digest, seconds=time.perf_counter() - t0)
 
 
@@ -938,7 +1457,8 @@ def _thin_tasks():
     from prefect.cache_policies import NO_CACHE
 
     return (task(name="probe-and-fixity", cache_policy=NO_CACHE)(check_fixity),
-            task(name="verify-fixity", cache_policy=NO_CACHE)(verify_fixity))
+            task(name="verify-fixity", cache_policy=NO_CACHE)(verify_fixity),
+            task(name="prepare-source", cache_policy=NO_CACHE)(prepare_source))
 
 
-probe_and_fixity_task, verify_fixity_task = _thin_tasks()
+probe_and_fixity_task, verify_fixity_task, prepare_source_task = _thin_tasks()

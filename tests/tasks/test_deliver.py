@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fractions import Fraction
+
 from reel.tasks.deliver import (
     DeliverableError,
+    check_conformance,
+    deliver_item,
     framemd5_sidecar,
     make_access,
+    make_mezzanine,
     reassemble_master,
 )
 from reel.tasks.media import FrameWriter, iter_frames, probe
@@ -201,3 +206,214 @@ def test_silent_film_without_timecode(tmp_path):
     pa = probe(a)
     assert pa.n_frames == 6 and pa.fps == "25/1" and not pa.has_audio
     assert (pa.width, pa.height) == (22, 16)   # padded to even for 4:2:0
+
+
+# --------------------------------------------------------------------------------------------
+# issue 3: mezzanine, lossless proof, audio identity, 10-bit masters, conformance, full set
+# --------------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+
+from reel.tasks import deliver as dl  # noqa: E402
+from reel.tasks.media import count_frames  # noqa: E402
+
+POLICY = Path(__file__).resolve().parents[2] / "deploy" / "mediaconch" / "reel-ffv1-master.xml"
+needs_mediaconch = pytest.mark.skipif(shutil.which("mediaconch") is None,
+                                      reason="mediaconch is not installed (make test installs it)")
+
+
+def stream_info(path: Path) -> list[dict]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_name,codec_type,profile,pix_fmt,width,height,field_order,"
+                          "color_space:stream_tags=language", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["streams"]
+
+
+def format_tags(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of",
+                          "json", str(path)], capture_output=True, text=True, check=True).stdout
+    return {k.lower(): v for k, v in json.loads(out)["format"].get("tags", {}).items()}
+
+
+def shots_from(src: Path, d: Path, cuts: list[int], info) -> list[Path]:
+    """Shot intermediates of ``src`` split at ``cuts``, each changed visibly (see restore)."""
+    bounds = [0, *cuts, info.n_frames]
+    w, h = info.display_size
+    paths = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        p = d / f"shot-{i:04d}.mkv"
+        with FrameWriter(p, w, h, info.fps) as fw:
+            for f in iter_frames(src, a, b, pix_fmt="rgb24"):
+                fw.write(restore(f, i % 2))
+        paths.append(p)
+    return paths
+
+
+def test_master_proves_losslessness_and_audio_identity(film, tmp_path):
+    master, detail = dl._make_master(film["shots"], film["src"], tmp_path / "m.mkv",
+                                     info=film["info"], metadata=META, audio_info=None)
+    assert detail["pix_fmt"] == "bgr0" and detail["bit_depth"] == 8
+    assert detail["n_frames"] == 48 and detail["timecode"] == "01:00:00:00"
+    assert "framemd5" in detail["lossless_check"]
+    assert [a["compared"] for a in detail["audio"]] == ["decoded samples"]
+    assert detail["audio"][0]["md5"] == dl.audio_md5s(film["src"])[0]
+    # the framemd5 sidecar lists exactly the MD5s of the frames fed in (bgr0 bytes)
+    hashes = dl._framemd5_hashes(framemd5_sidecar(master))
+    import hashlib
+    assert hashes == [hashlib.md5(dl.native_frame(f, "bgr0")).hexdigest()
+                      for f in film["frames"]]
+
+
+def test_master_from_aac_in_mp4_compares_packets(tmp_path):
+    src = tmp_path / "aac.mp4"
+    make_film(src, "aac")
+    info = probe(src)
+    shots = shots_from(src, tmp_path, [CUT], info)
+    master, detail = dl._make_master(shots, src, tmp_path / "m.mkv", info=info, metadata=META,
+                                     audio_info=None)
+    ev = detail["audio"][0]
+    assert ev["compared"] == "packets" and "priming" in ev["note"]
+    assert dl.audio_md5s(master, decoded=False) == dl.audio_md5s(src, decoded=False)
+
+
+def test_master_rejects_audio_that_differs(film, tmp_path, monkeypatch):
+    real = dl.audio_md5s
+
+    def corrupt(path, **kw):
+        out = real(path, **kw)
+        return ["0" * 32 for _ in out] if Path(path).suffix == ".mkv" else out
+
+    monkeypatch.setattr(dl, "audio_md5s", corrupt)
+    with pytest.raises(DeliverableError, match="not bit-identical"):
+        reassemble_master(film["shots"], film["src"], tmp_path / "m.mkv", info=film["info"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_master_rejects_a_wrong_timecode(film, tmp_path):
+    wrong = dataclasses.replace(film["info"], timecode="02:00:00:00")
+    master = reassemble_master(film["shots"], film["src"], tmp_path / "m.mkv", info=film["info"])
+    with pytest.raises(DeliverableError, match="timecode"):
+        dl._verify(master, 48, Fraction(24000, 1001), 1, wrong, timecode="01:00:00:00")
+
+
+def test_mezzanine_prores_hq_pcm_exact_and_deterministic(film):
+    out = film["dir"] / "film.mezzanine.mov"
+    make_mezzanine(film["master"], out, source=film["src"], info=film["info"], metadata=META)
+    v, a, *_ = stream_info(out)
+    assert (v["codec_name"], v["profile"], v["pix_fmt"]) == ("prores", "HQ", "yuv422p10le")
+    assert v["color_space"] == "bt709"
+    assert (v["width"], v["height"]) == (80, 48)
+    assert a["codec_name"] == "pcm_s16le"        # 16-bit source stays 16-bit
+    m = probe(out)
+    assert m.container.startswith("mov") and m.fps == "24000/1001" and not m.is_vfr
+    assert count_frames(out) == 48 and m.timecode == "01:00:00:00"
+    assert format_tags(out)["comment"] == META["comment"]
+    # PCM from PCM: the decoded samples are the source's
+    assert dl.audio_md5s(out) == dl.audio_md5s(film["src"])
+    # close to the master (10-bit 4:2:2 ProRes HQ)
+    got = np.stack(list(iter_frames(out, pix_fmt="rgb24"))).astype(np.float32)
+    mse = float(np.mean((got - film["frames"].astype(np.float32)) ** 2))
+    assert 10 * np.log10(255.0 ** 2 / mse) > 32.0
+    again = film["dir"] / "again.mezzanine.mov"
+    make_mezzanine(film["master"], again, source=film["src"], info=film["info"], metadata=META)
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_mezzanine_24bit_for_deep_or_lossy_audio(tmp_path):
+    src = tmp_path / "s24.mkv"
+    make_film(src, "pcm_s24le")
+    info = probe(src)
+    shots = shots_from(src, tmp_path, [CUT], info)
+    master = reassemble_master(shots, src, tmp_path / "m.mkv", info=info, metadata=META)
+    out = make_mezzanine(master, tmp_path / "z.mov", source=src, info=info, metadata=META)
+    assert [s["codec_name"] for s in stream_info(out) if s["codec_type"] == "audio"] == \
+        ["pcm_s24le"]
+    assert dl.audio_md5s(out) == dl.audio_md5s(src)
+
+
+def test_ten_bit_source_gets_a_ten_bit_master(tmp_path):
+    src = tmp_path / "tenbit.mov"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1",
+           "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=1",
+           "-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le",
+           "-c:a", "pcm_s24le", "-timecode", "10:00:00:00", str(src))
+    info = probe(src)
+    assert info.bit_depth == 10
+    shots = shots_from(src, tmp_path, [10], info)
+    done = deliver_item(shots, src, tmp_path / "out", info=info, stem="tenbit", metadata=META)
+    master = done.path_of("master")
+    v = stream_info(master)[0]
+    assert v["pix_fmt"] == "gbrp10le"
+    m = [f for f in done.files if f.kind == "master"][0]
+    assert m.detail["bit_depth"] == 10 and "8-bit precision" in m.detail["precision_note"]
+    # the 10-bit values are the 8-bit restored values scaled up by bit replication
+    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(master), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "gbrp10le", "-"], capture_output=True,
+                         check=True).stdout
+    planes = np.frombuffer(raw, "<u2").reshape(3, 48, 64)      # G, B, R
+    first = next(iter_frames(shots[0], pix_fmt="rgb24")).astype(np.uint16)
+    want = (first << 2) | (first >> 6)
+    assert np.array_equal(planes[0], want[..., 1]) and np.array_equal(planes[2], want[..., 0])
+    assert probe(master).timecode == "10:00:00:00"
+
+
+def test_deliver_item_makes_the_full_verified_set(film, tmp_path):
+    done = deliver_item(film["shots"], film["src"], tmp_path / "out", info=film["info"],
+                        stem="film", metadata=META)
+    kinds = [f.kind for f in done.files]
+    assert kinds == ["master", "framemd5", "mezzanine", "access"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["film.access.mp4", "film.master.mkv", "film.master.mkv.framemd5",
+                     "film.mezzanine.mov"]                     # no temporary files left
+    for f in done.files:
+        assert f.sha256 == sha256(f.path) and f.fps == "24000/1001"
+        if f.kind != "framemd5":
+            assert f.n_frames == 48 == count_frames(f.path)
+            assert format_tags(f.path)["comment"] == META["comment"]
+            assert f.detail["tool"].startswith("ffmpeg ")
+    assert [i["sha256"] for i in done.inputs] == [sha256(p) for p in film["shots"]]
+    only = deliver_item(film["shots"], film["src"], tmp_path / "o2", info=film["info"],
+                        stem="film", metadata=META, kinds=("master",))
+    assert [f.kind for f in only.files] == ["master", "framemd5"]
+    with pytest.raises(ValueError, match="unknown deliverable"):
+        deliver_item(film["shots"], film["src"], tmp_path / "o3", info=film["info"],
+                     stem="film", kinds=("dvd",))
+
+
+def sha256(path: Path) -> str:
+    from reel.tasks.media import sha256_file
+
+    return sha256_file(path)
+
+
+@needs_mediaconch
+def test_conformance_of_the_master(film, tmp_path):
+    r = check_conformance(film["master"], POLICY)
+    assert r.checked and r.passed, r.summary
+    assert r.policy_name == "reel FFV1/Matroska preservation master" and r.rules_run >= 10
+    assert r.implementation["fail_count"] == 0 and r.tool.startswith("MediaConch")
+    assert r.summary.startswith("pass")
+    # a non-conforming FFV1 file: long GOP, no slice CRC, no disclosure
+    bad = tmp_path / "bad.mkv"
+    ffmpeg("-i", str(film["master"]), "-map", "0:v", "-c:v", "ffv1", "-level", "1", "-g", "12",
+           "-map_metadata", "-1", str(bad))
+    r = check_conformance(bad, POLICY)
+    assert r.checked and r.passed is False and r.summary.startswith("fail")
+    failed = {x["name"] for x in r.failed_rules}
+    assert {"FFV1 GOP size is 1 (intra only)", "FFV1 slices carry CRCs",
+            "Disclosure of AI-derived colour in the comment tag"} <= failed
+    # rewriting a file at the same path must not give MediaConch's cached (stale) verdict
+    shutil.copyfile(film["master"], bad)
+    assert check_conformance(bad, POLICY).passed
+    detail = json.loads(json.dumps(r.to_detail()))
+    assert detail["passed"] is False and detail["failed_rules"]
+
+
+def test_conformance_not_checked_without_tool_or_policy(film, tmp_path, monkeypatch):
+    r = check_conformance(film["master"], tmp_path / "missing.xml")
+    assert not r.checked and r.passed is None and "not found" in r.summary
+    monkeypatch.setattr(dl.shutil, "which", lambda name: None)
+    r = check_conformance(film["master"], POLICY)
+    assert not r.checked and "not installed" in r.summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -68,7 +69,9 @@ def test_probe_reports_exact_rate_count_timecode_and_audio(clips):
     assert info.rotation_deg == 0
     assert info.has_audio
     assert info.audio_streams == [{"index": 1, "codec": "aac", "sample_rate": 48000,
-                                   "channels": 1}]
+                                   "channels": 1, "channel_layout": "mono",
+                                   "sample_fmt": "fltp", "bits_per_sample": 32,
+                                   "language": "und"}]
     assert info.duration_s == pytest.approx(4.004, abs=0.01)
     d = json.loads(json.dumps(info.to_dict()))
     assert d["fps"] == "24000/1001" and d["n_frames"] == 96 and d["has_audio"] is True
@@ -232,3 +235,201 @@ def test_write_png_roundtrip(tmp_path):
     p = write_png(tmp_path / "x.png", img)
     assert np.array_equal(next(iter_frames(p, pix_fmt="rgb24")), img)
     assert write_png(tmp_path / "y.png", img).read_bytes() == p.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# issue 3: probe details, fixity, frame-exact streaming on a real film, bounded memory
+# --------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_probe_keeps_16fps_and_ntsc_rates_exact(tmp_path):
+    for rate, ext in (("16", "mkv"), ("16", "mp4"), ("24000/1001", "mov"), ("30000/1001", "mp4")):
+        p = tmp_path / f"r{rate.replace('/', '_')}.{ext}"
+        ffmpeg("-f", "lavfi", "-i", f"testsrc=size=64x48:rate={rate}:duration=2", "-c:v",
+               "libx264", "-pix_fmt", "yuv420p", str(p))
+        info = probe(p, deep=True)
+        want = rate if "/" in rate else f"{rate}/1"
+        assert info.fps == want and info.avg_fps == want, (p, info.fps)
+        assert not info.is_vfr and info.frame_timing["constant"] is True
+        assert info.n_frames == round(2 * Fraction(rate))
+        assert info.duration_s == pytest.approx(info.n_frames / float(Fraction(rate)), abs=0.05)
+
+
+def test_probe_drop_frame_timecode_and_several_audio_streams(tmp_path):
+    p = tmp_path / "df.mov"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30000/1001:duration=1",
+           "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000:duration=1",
+           "-f", "lavfi", "-i", "sine=frequency=600:sample_rate=44100:duration=1",
+           "-map", "0", "-map", "1", "-map", "2", "-c:v", "ffv1", "-c:a:0", "pcm_s24le",
+           "-c:a:1", "pcm_s16le", "-timecode", "00:59:59;28", str(p))
+    info = probe(p)
+    assert info.timecode == "00:59:59;28"
+    assert [(a["codec"], a["sample_rate"], a["bits_per_sample"]) for a in info.audio_streams] \
+        == [("pcm_s24le", 48000, 24), ("pcm_s16le", 44100, 16)]
+
+
+def test_probe_counts_frames_when_container_count_is_wrong(tmp_path):
+    """An AVI whose stream header claims 500 frames (and a matching duration) holds 48."""
+    import struct
+
+    good = tmp_path / "good.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=16:duration=3", "-c:v", "mpeg4",
+           str(good))
+    data = bytearray(good.read_bytes())
+    strh = data.find(b"strh")
+    assert data[strh + 8:strh + 12] == b"vids"
+    assert struct.unpack("<I", data[strh + 40:strh + 44]) == (48,)   # dwLength
+    data[strh + 40:strh + 44] = struct.pack("<I", 500)
+    avih = data.find(b"avih")
+    data[avih + 24:avih + 28] = struct.pack("<I", 500)              # dwTotalFrames
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    shallow = probe(bad)
+    assert shallow.n_frames == 500          # header and duration agree: looks plausible
+    deep = probe(bad, deep=True)            # packet count disagrees: counted by decoding
+    assert deep.n_frames == 48 == count_frames(bad)
+    assert deep.frame_count_source == "decoded" and deep.header_n_frames == 500
+    assert deep.duration_s == pytest.approx(3.0) and deep.fps == "16/1"
+    conditions = [n["detail"]["condition"] for n in media.source_notes(deep)]
+    assert "wrong container frame count" in conditions and "no audio" in conditions
+
+
+def test_probe_ten_bit_sources(tmp_path):
+    for codec, pix, ext in (("ffv1", "yuv422p10le", "mkv"), ("prores_ks", "yuv422p10le", "mov"),
+                            ("ffv1", "gbrp12le", "mkv")):
+        p = tmp_path / f"{codec}-{pix}.{ext}"
+        ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.4", "-c:v", codec,
+               "-pix_fmt", pix, str(p))
+        info = probe(p)
+        assert info.pix_fmt == pix and info.bit_depth == int(pix[-4:-2]), (p, info.bit_depth)
+
+
+def test_deep_probe_measures_vfr_and_interlacing(tmp_path):
+    vfr = tmp_path / "vfr.mp4"     # every 5th frame dropped, timestamps kept: 20 of 25 fps
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=25:duration=4", "-vf",
+           "select='not(eq(mod(n\\,5)\\,2))'", "-fps_mode", "vfr", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(vfr))
+    info = probe(vfr, deep=True)
+    assert info.fps == "25/1" and info.avg_fps == "20/1" and info.n_frames == 80
+    t = info.frame_timing
+    assert t["n_packets"] == 80 and t["constant"] is False
+    assert t["min_interval_s"] == pytest.approx(0.04) and t["max_interval_s"] == pytest.approx(0.08)
+    assert info.is_vfr and media.cfr_rate(info) == Fraction(25)
+
+    # a photo panning at 50 fps woven into 25 fps top-field-first frames, without any flag:
+    # idet alone must find it (idet judges real picture content well, tiny test patterns not)
+    inter = tmp_path / "inter.mkv"
+    write_pan(inter, 60, 1, "50", vf="tinterlace=mode=interleave_top,setfield=prog")
+    info = probe(inter, deep=True)
+    assert info.field_order in (None, "progressive") and info.n_frames == 30
+    assert info.interlace["verdict"] == "tff" and info.interlace["tff"] >= 25
+    assert info.is_interlaced and info.scan_order == "tff"
+    prog = tmp_path / "prog.mkv"
+    write_pan(prog, 30, 2, "25")
+    info = probe(prog, deep=True)
+    assert info.interlace["verdict"] == "progressive" and not info.is_interlaced
+    assert info.frame_timing["constant"] is True and not info.is_vfr
+
+
+def write_pan(path: Path, n: int, step_px: int, rate: str, vf: str | None = None,
+              extra: tuple[str, ...] = ()) -> Path:
+    """A colour photo (skimage astronaut) panning by ``step_px`` per frame, FFV1."""
+    import cv2
+    from skimage import data
+
+    img = cv2.resize(data.astronaut(), (320 + step_px * n, 260))
+    frames = b"".join(np.ascontiguousarray(img[10:250, i * step_px:i * step_px + 320]).tobytes()
+                      for i in range(n))
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", "320x240", "-r", rate, "-i", "-"]
+    cmd += (["-vf", vf] if vf else []) + ["-c:v", "ffv1", *extra, str(path)]
+    subprocess.run(cmd, input=frames, check=True)
+    return path
+
+
+def test_check_fixity_is_read_only_and_fails_loudly(clips, tmp_path):
+    src = tmp_path / "film.mp4"
+    src.write_bytes(clips["mp4"].read_bytes())
+    os.chmod(src, 0o444)
+    before = (src.stat().st_mtime_ns, sha256_file(src))
+    res = media.check_fixity(src, expected_sha256=before[1])
+    assert res.sha256 == before[1] and res.info.frame_timing is not None
+    list(iter_frames(src, 10, 12))
+    write_framemd5(src, tmp_path / "x.framemd5")
+    assert (src.stat().st_mtime_ns, sha256_file(src)) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".film")]  # no temp files
+    with pytest.raises(media.FixityError, match="fixity failure"):
+        media.check_fixity(src, expected_sha256="0" * 64)
+    with pytest.raises(media.FixityError, match="after the run"):
+        media.verify_fixity(src, "f" * 64)
+
+
+def _bikes() -> Path:
+    p = REPO / "var" / "samples" / "bikes.mp4"
+    if not p.is_file():
+        from reel.tasks import samples
+
+        try:
+            samples.fetch_samples(p.parent)    # cached there for later runs
+        except samples.SampleError as exc:
+            pytest.skip(f"bikes.mp4 is not cached and could not be fetched: {exc}")
+    return p
+
+
+def test_bikes_frames_30_to_75_equal_a_full_decode():
+    bikes = _bikes()
+    assert probe(bikes).n_frames == 250
+    for pix_fmt in ("rgb24", "gray"):
+        full_slice = [f for i, f in enumerate(iter_frames(bikes, pix_fmt=pix_fmt))
+                      if 30 <= i <= 75]
+        ranged = list(iter_frames(bikes, 30, 76, pix_fmt=pix_fmt))
+        assert len(ranged) == len(full_slice) == 46
+        for k, (a, b) in enumerate(zip(ranged, full_slice)):
+            assert a.dtype == np.uint8 and np.array_equal(a, b), (pix_fmt, 30 + k)
+        # neighbours differ: an off-by-one would be caught (30 and 76 are cuts)
+        before = next(iter_frames(bikes, 29, 30, pix_fmt=pix_fmt))
+        assert not np.array_equal(before, ranged[0])
+
+
+_PEAK_SCRIPT = r"""
+import json, resource, sys
+from reel.tasks.media import iter_frames
+n = 0
+checksum = 0
+for f in iter_frames(sys.argv[1], pix_fmt="rgb24"):
+    n += 1
+    checksum ^= int(f[::64, ::64].sum())
+with open("/proc/self/status") as fh:
+    hwm = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:"))
+print(json.dumps({"frames": n, "python_peak_kb": hwm,
+                  "children_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def _decode_peak(path: Path) -> dict:
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_decoding_1_and_10_minutes_uses_the_same_peak_memory(tmp_path):
+    """Peak RSS of a process that streams every frame (and of its ffmpeg child) does not grow
+    with the length of the film: 1 min and 10 min of 320x240 video within +-20 %."""
+    peaks = {}
+    for minutes in (1, 10):
+        p = tmp_path / f"{minutes}min.mkv"
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={60 * minutes}",
+               "-c:v", "mpeg4", "-q:v", "8", "-g", "250", str(p))
+        peaks[minutes] = _decode_peak(p)
+        assert peaks[minutes]["frames"] == 1500 * minutes
+    print("peak memory (kB):", peaks)
+    for key in ("python_peak_kb", "children_peak_kb"):
+        one, ten = peaks[1][key], peaks[10][key]
+        assert abs(ten - one) <= 0.2 * one, (key, one, ten)
+    total = {m: p["python_peak_kb"] + p["children_peak_kb"] for m, p in peaks.items()}
+    assert abs(total[10] - total[1]) <= 0.2 * total[1]
