@@ -4,6 +4,9 @@ One collection holds films (``items``); a film is split into ``shots``; each sho
 ``reference_images`` (through ``shot_references``), ``palettes``, ``stage_results`` and
 ``metrics`` from a ``run``, and archivists' ``reviews``. A film's outputs are ``deliverables``;
 everything that happens to a film is logged as PREMIS-like provenance ``events``.
+Dashboard ``users`` (salted password hashes) review shots; a review may ask for a re-run, kept
+in ``rerun_requests`` until a restore run makes a new version of the shot's outputs
+(``shots.output_version``, ``stage_results.output_version``).
 
 Conventions
 -----------
@@ -58,6 +61,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -91,6 +95,10 @@ __all__ = [
     "Review",
     "Deliverable",
     "Event",
+    "UserRole",
+    "RerunStatus",
+    "User",
+    "RerunRequest",
 ]
 
 #: Constraint/index names (Alembic batch migrations on SQLite need every constraint named).
@@ -234,6 +242,24 @@ class ReviewDecision(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     RERUN = "rerun"
+
+
+class UserRole(enum.StrEnum):
+    """Dashboard role: reviewers decide on shots; admins also see the users page."""
+
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class RerunStatus(enum.StrEnum):
+    """Life of a re-run request: pending → running (picked up by a run) → done or failed;
+    cancelled when a later decision on the shot supersedes it before a run picked it up."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class DeliverableKind(enum.StrEnum):
@@ -384,6 +410,9 @@ class Shot(Base):
     flags: Mapped[list[str]] = mapped_column(default=list)
     #: Optimistic-lock counter (SQLAlchemy version_id_col), bumped by every ORM update.
     version: Mapped[int] = mapped_column(default=1)
+    #: Current version of the shot's outputs (1: ``shot-NNNN/``, n > 1: ``shot-NNNN/v<n>/``);
+    #: a re-run request makes version n + 1, which becomes current when it succeeds.
+    output_version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -413,6 +442,10 @@ class Shot(Base):
     events: Mapped[list[Event]] = relationship(
         back_populates="shot", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Event.id",
+    )
+    rerun_requests: Mapped[list[RerunRequest]] = relationship(
+        back_populates="shot", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="RerunRequest.id",
     )
 
     @property
@@ -546,6 +579,8 @@ class StageResult(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     weights_sha256: Mapped[str | None] = mapped_column(String(64))
     output_path: Mapped[str | None] = mapped_column(Text)
+    #: Which version of the shot's outputs this result belongs to (see Shot.output_version).
+    output_version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     status: Mapped[StageStatus] = mapped_column(_str_enum(StageStatus))
     seconds: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -636,3 +671,59 @@ class Event(Base):
     item: Mapped[Item | None] = relationship(back_populates="events")
     shot: Mapped[Shot | None] = relationship(back_populates="events")
     run: Mapped[Run | None] = relationship(back_populates="events")
+
+
+class User(Base):
+    """A dashboard user. ``password_hash`` is a salted scrypt hash (:mod:`reel.db.users`)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[UserRole] = mapped_column(_str_enum(UserRole), default=UserRole.REVIEWER)
+    #: ``scrypt$<n>$<r>$<p>$<salt, base64>$<key, base64>``; never the password itself.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, name={self.name!r}, role={self.role!r})"
+
+
+class RerunRequest(Base):
+    """A reviewer's request to process a shot again with other inputs.
+
+    ``params`` holds what to change (see :func:`reel.db.reviews.validate_rerun_params`):
+    ``reference`` (path of a library still, pinned first), ``palette`` (``{"from_shot": id}`` or
+    ``{"from_reference": path, "k": n}``), ``engines`` (stage → engine name) and ``edit`` (a
+    regional colour edit). The next restore run picks pending requests up
+    (``picked_up_run_id``) and writes version ``output_version`` of the shot's outputs.
+    """
+
+    __tablename__ = "rerun_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shot_id: Mapped[int] = mapped_column(_fk("shots.id"), index=True)
+    #: The review (decision ``rerun``) that made the request.
+    review_id: Mapped[int | None] = mapped_column(_fk("reviews.id", ondelete="SET NULL"))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[RerunStatus] = mapped_column(
+        _str_enum(RerunStatus), default=RerunStatus.PENDING, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    picked_up_run_id: Mapped[int | None] = mapped_column(
+        _fk("runs.id", ondelete="SET NULL"), index=True
+    )
+    #: The output version this request produces (set when a run picks it up).
+    output_version: Mapped[int | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    shot: Mapped[Shot] = relationship(back_populates="rerun_requests")
+    review: Mapped[Review | None] = relationship()
+    picked_up_run: Mapped[Run | None] = relationship()
+
+    def __repr__(self) -> str:
+        return (f"RerunRequest(id={self.id!r}, shot_id={self.shot_id!r}, "
+                f"status={self.status!r}, params={self.params!r})")
