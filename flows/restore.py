@@ -16,11 +16,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import reel
 from reel.config import get_settings
-from reel.flows import progress, record, tracking
+from reel.flows import deliver, progress, record, review, tracking
 from reel.tasks.colorize import colorize_shot_task
-from reel.tasks.deliver import deliver_item_task
 from reel.tasks.harmonize import harmonize_shot_task
-from reel.tasks.media import probe_and_fixity_task, verify_fixity_task
+from reel.tasks.media import probe_and_fixity_task
 from reel.tasks.qc import qc_shot_task
 from reel.tasks.references import select_references_task
 from reel.tasks.segment import segment_shot_task
@@ -83,46 +82,69 @@ def restore_item(item_id: int, run_id: int) -> str:
     # 1. probe + fixity of the original (sha256 must match the one recorded at ingest)
     fixity = probe_and_fixity_task(item.source_path, expected_sha256=item.source_sha256)
     record.store_probe(settings, item.id, run_id, fixity)
+    # odd sources (VFR; interlaced when processing.deinterlace) are decoded from a normalised
+    # intermediate; every unusual condition is recorded as an event (flows/deliver.py)
+    source = deliver.prepare_decode_source(settings, item, run_id, fixity, workdir)
+    src = source.path
 
     # 2. shot list: reviewer-corrected or earlier shots are kept; otherwise detect
     shots = record.shots_of(settings, item.id)
     if not shots:
-        detected = detect_shots_task(item.source_path, engine=eng.shots,
+        detected = detect_shots_task(src, engine=eng.shots,
                                      min_shot_frames=proc.min_shot_frames)
-        if not detected or detected[-1].stop != fixity.info.n_frames:
+        if not detected or detected[-1].stop != source.info.n_frames:
             raise RuntimeError(
                 f"shot detection covered {detected[-1].stop if detected else 0} frames but the "
-                f"film has {fixity.info.n_frames}; the file may be damaged (check with reel probe)")
+                f"film has {source.info.n_frames}; the file may be damaged (check with reel probe)")
         shots = record.save_detected_shots(settings, item.id, run_id, detected, eng.shots)
 
     # 3. per shot: segmentation → references + palette → colorization → harmonization → QC
     library = record.reference_library(settings, item.collection_id)
+    # re-run requests and reviewer decisions (flows/review.py): versioned shot folders
+    plans = review.plan_shots(settings, item.id, run_id, workdir)
     progress.start_shots(item.name, len(shots))
     pending = []
     for shot in shots:
-        d = workdir / f"shot-{shot.index:04d}"
-        seg = segment_shot_task.submit(item.source_path, shot.start, shot.stop, d,
-                                       engine=eng.segment,
+        plan = plans[shot.id]
+        if plan.keep:  # approved/rejected with outputs: never silently re-made
+            pending.append((shot, plan))
+            continue
+        d = plan.work_dir
+        seg = segment_shot_task.submit(src, shot.start, shot.stop, d,
+                                       engine=plan.engine("segment", eng.segment),
                                        analysis_width_px=proc.analysis_width_px)
-        refs = select_references_task.submit(item.source_path, shot.start, shot.stop, library, d,
-                                             engine=eng.references, top_k=proc.references_top_k,
+        refs = select_references_task.submit(src, shot.start, shot.stop, library, d,
+                                             engine=plan.engine("references", eng.references),
+                                             top_k=proc.references_top_k,
                                              palette_k=proc.palette_k, seed=proc.seed,
-                                             pinned=shot.pinned_references)
-        col = colorize_shot_task.submit(item.source_path, shot.start, shot.stop, refs,
-                                        d / "colorized.mkv", engine=eng.colorize,
+                                             pinned=list(dict.fromkeys(plan.pinned_references
+                                                                       + shot.pinned_references)))
+        if plan.palette:
+            refs = review.palette_override_task.submit(refs, d, palette=plan.palette, seed=proc.seed)
+        col = colorize_shot_task.submit(src, shot.start, shot.stop, refs,
+                                        d / "colorized.mkv", engine=plan.engine("colorize", eng.colorize),
                                         analysis_width_px=proc.analysis_width_px)
-        har = harmonize_shot_task.submit(col, d / "restored.mkv", segmentation=seg,
-                                         selection=refs, engine=eng.harmonize)
-        qc = qc_shot_task.submit(item.source_path, shot.start, shot.stop, har, d,
+        har = harmonize_shot_task.submit(col, d / ("harmonized.mkv" if plan.edit else "restored.mkv"),
+                                         segmentation=seg, selection=refs,
+                                         engine=plan.engine("harmonize", eng.harmonize))
+        edit = (review.regional_edit_task.submit(har, d / "restored.mkv", edit=plan.edit,
+                                                 segmentation=seg) if plan.edit else None)
+        qc = qc_shot_task.submit(src, shot.start, shot.stop, edit or har, d,
                                  selection=refs, ground_truth_path=item.ground_truth_path)
-        pending.append((shot, seg, refs, col, har, qc))
+        pending.append((shot, plan, seg, refs, col, har, qc, *([edit] if edit else [])))
 
     outcomes: list[ShotOutcome] = []
     with tracking.item_run(settings, item_name=item.name, collection=item.collection,
                            catalog_run_id=run_id) as mlflow_run_id:
         record.set_mlflow_run(settings, run_id, mlflow_run_id)
-        for shot, *futures in pending:
-            outcomes.append(_collect_shot(settings, run_id, item, shot, futures))
+        for shot, plan, *futures in pending:
+            if plan.keep:
+                outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
+                                            plan.restored_path))
+            else:
+                outcomes.append(_collect_shot(settings, run_id, item, shot, futures))
+                review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
+                                   error=outcomes[-1].error)
             progress.shot_done(item.name, shot.index)
         tracking.log_item(
             {"reel_version": reel.__version__, **_engine_params(settings),
@@ -135,21 +157,17 @@ def restore_item(item_id: int, run_id: int) -> str:
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} shots failed "
                            f"(first: shot {failed[0].index}: {failed[0].error})")
 
-    # 4. reassembly + deliverables, then fixity of the original again
-    out_dir = settings.deliverables_dir / item.collection / item.name
-    delivered = deliver_item_task([o.restored_path for o in outcomes], item.source_path,
-                                  out_dir, info=fixity.info, stem=item.name,
-                                  metadata=_disclosure_metadata(item))
-    record.store_deliverables(settings, item.id, run_id, delivered)
-    verify_fixity_task(item.source_path, expected_sha256=item.source_sha256)
-    record.fixity_verified(settings, item.id, run_id, item.source_sha256)
+    # 4. deliverables (the same set as `reel deliver`), MediaConch, fixity of the original
+    #    again, JSON + PREMIS provenance: flows/deliver.py
+    deliver.deliver_and_record(settings, item, run_id, source,
+                               [o.restored_path for o in outcomes])
     record.set_item_status(settings, item.id, "delivered")
     return "delivered"
 
 
 def _collect_shot(settings, run_id: int, item, shot, futures) -> ShotOutcome:
     """Wait for one shot's stage futures and record each stage in the catalog and MLflow."""
-    names = ("segmentation", "references", "colorization", "harmonization", "qc")
+    names = ("segmentation", "references", "colorization", "harmonization", "qc", "regional_edit")
     results: dict[str, Any] = {}
     error = None
     for name, fut in zip(names, futures):
@@ -187,7 +205,8 @@ def _collect_shot(settings, run_id: int, item, shot, futures) -> ShotOutcome:
         images={"before": qc.before_thumb, "after": qc.after_thumb,
                 "segmentation": results["segmentation"].overlay_path},
     )
-    return ShotOutcome(shot.id, shot.index, status, flags, metrics, results["harmonization"].out_path)
+    restored = results.get("regional_edit", results["harmonization"]).out_path
+    return ShotOutcome(shot.id, shot.index, status, flags, metrics, restored)
 
 
 def _aggregate(outcomes: list[ShotOutcome]) -> dict[str, float]:
@@ -218,12 +237,3 @@ def _engine_params(settings) -> dict[str, str]:
                              ("harmonize", HARMONIZERS, eng.harmonize)):
         out[f"engine.{stage}"] = f"{name}=={reg.get(name).version}"
     return out
-
-
-def _disclosure_metadata(item) -> dict[str, str]:
-    return {
-        "comment": reel.DISCLOSURE,
-        "description": f"{reel.DISCLOSURE}; source sha256 {item.source_sha256}",
-        "encoded_by": f"reel {reel.__version__}",
-        "title": item.name,
-    }

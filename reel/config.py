@@ -50,6 +50,9 @@ class ProcessingParams(BaseModel):
     palette_k: int = 5
     #: Seed for every random choice (k-means init, sampling) so outputs are deterministic.
     seed: int = 0
+    #: Deinterlace interlaced sources (ffmpeg idet or the stream's field order) with bwdif into
+    #: a normalised intermediate before restoration; off: interlaced frames are kept woven.
+    deinterlace: bool = False
 
 
 class Settings(BaseSettings):
