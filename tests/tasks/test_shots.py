@@ -1,7 +1,14 @@
-"""Tests for reel.tasks.shots (shot detection) on synthetic clips."""
+"""Tests for reel.tasks.shots and the engines in reel.tasks.shot_detectors, on synthetic clips.
+
+Clips are made here: a camera panning slowly over still photos (scikit-image), joined by hard
+cuts, splices (a frame-line jump), 12-frame dissolves and fades through black, then optionally
+damaged as old film (reel.tasks.degrade.OldFilm: flicker, grain, dust, scratches, weave, a
+flash frame).
+"""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 
@@ -10,12 +17,16 @@ import numpy as np
 import pytest
 from skimage import data
 
+from reel.tasks import degrade
 from reel.tasks.colorspace import rgb_to_gray
 from reel.tasks.shots import (
     SHOT_DETECTORS,
     Boundary,
+    EngineUnavailable,
     Shot,
     boundaries_to_shots,
+    detect_shots,
+    match_boundaries,
 )
 
 W, H = 160, 90
@@ -26,7 +37,7 @@ def _sources() -> list[np.ndarray]:
         data.camera(),
         rgb_to_gray(data.astronaut()),
         rgb_to_gray(data.coffee()),
-        data.brick(),
+        rgb_to_gray(data.rocket()),
         rgb_to_gray(data.chelsea()),
     ]
 
@@ -55,6 +66,45 @@ def _clip(lengths, order, seed=0, speed_px=3.0):
     return frames, [int(c) for c in np.cumsum(lengths)[:-1]]
 
 
+def _concatenation(seed: int, kinds: list[str], length: int = 36, speed_px: float = 0.5,
+                   damage: bool = True) -> tuple[list[np.ndarray], list[tuple[int, str]]]:
+    """Shots joined by ``kinds`` transitions; returns frames and (true boundary, kind)."""
+    srcs = _sources()
+    order = np.random.default_rng(seed).permutation(len(srcs))
+    segs = [_scene(srcs[order[i % len(srcs)]], length, seed * 10 + i, speed_px)
+            for i in range(len(kinds) + 1)]
+    frames = list(segs[0])
+    truth: list[tuple[int, str]] = []
+    misframe: dict[int, int] = {}
+    offset = 0
+    for k, nxt in zip(kinds, segs[1:]):
+        if k in ("cut", "splice"):
+            truth.append((len(frames), k))
+            if k == "splice":
+                offset = 12 if offset == 0 else 0
+                misframe[len(frames)] = offset
+            frames += nxt
+        elif k == "dissolve":
+            s = len(frames) - 12
+            frames = frames[:-12] + degrade.dissolve(frames[-12:], nxt[:12]) + nxt[12:]
+            truth.append((s + 6, k))
+        else:  # fade: 6 frames out, 1 black, 6 in
+            s = len(frames) - 6
+            frames = frames[:-6] + degrade.fade_through_black(frames[-6:], nxt[:6], 1) + nxt[6:]
+            truth.append((s + 6, k))
+    if damage:
+        film = degrade.OldFilm(seed=seed, misframe_rows=misframe, flash_frames=frozenset({length // 2}))
+        frames = list(film.apply(frames))
+    else:
+        cur = 0
+        out = []
+        for t, f in enumerate(frames):
+            cur = misframe.get(t, cur)
+            out.append(degrade.misframe(f, cur))
+        frames = out
+    return frames, truth
+
+
 def _damage(frames, seed, flash_at=(), gain=0.2, dust_fraction=0.4, grain=3.0):
     """Per-frame gain flicker (±gain), grain, bright flash frames, dust specks on some frames."""
     rng = np.random.default_rng(seed)
@@ -72,15 +122,16 @@ def _damage(frames, seed, flash_at=(), gain=0.2, dust_fraction=0.4, grain=3.0):
     return out
 
 
-def _assert_tiles(shots, n):
+def _assert_tiles(shots, n, kinds=("cut",)):
     assert shots[0].start == 0 and shots[-1].stop == n
     for a, b in zip(shots, shots[1:]):
         assert a.stop == b.start
     assert shots[0].transition == "start"
-    assert all(s.transition == "cut" for s in shots[1:])
+    assert all(s.transition in kinds for s in shots[1:])
     assert all(0.0 <= s.confidence <= 1.0 for s in shots)
 
 
+# --------------------------------------------------------------------------- archival: cuts
 @pytest.mark.parametrize("seed,speed_px", [(0, 1.5), (1, 4.0), (2, 6.0)])
 def test_cuts_found_at_exact_frames(seed, speed_px):
     order = np.random.default_rng(seed).permutation(5)[:4]
@@ -133,10 +184,74 @@ def test_static_and_degenerate_inputs():
     assert det.detect(still[:1]) == [Shot(0, 1, "start", 1.0)]
     with pytest.raises(ValueError):
         det.detect(still, n_frames=31)
-    # Flat black frames then a picture: one cut, no division by zero.
+    # Flat black frames then a picture: one cut, no division by zero, not a fade (film start).
     black = [np.zeros((H, W), np.uint8)] * 10
     shots = det.detect(black + _scene(data.camera(), 10, 0, 2.0))
-    assert [s.start for s in shots] == [0, 10]
+    assert [(s.start, s.transition) for s in shots] == [(0, "start"), (10, "cut")]
+
+
+# --------------------------------------------------------------------------- archival: gradual, splices
+_KINDS = [["cut", "dissolve", "fade", "splice"], ["dissolve", "cut", "splice", "fade"],
+          ["fade", "splice", "dissolve", "cut"]]
+
+
+@pytest.mark.parametrize("seed,kinds", list(itertools.product([0, 1], _KINDS)))
+def test_archival_finds_and_labels_every_transition(seed, kinds):
+    """Cuts, splices, 12-frame dissolves and fades through black on a damaged film: every
+    boundary within ±1 frame, with its kind; dissolves and fades at their middle."""
+    frames, truth = _concatenation(seed, kinds)
+    shots = SHOT_DETECTORS.create("archival").detect(frames, n_frames=len(frames))
+    _assert_tiles(shots, len(frames), kinds=("cut", "splice", "dissolve", "fade"))
+    got = [(s.start, s.transition) for s in shots[1:]]
+    assert len(got) == len(truth), (got, truth)
+    for (t, kind), (d, label) in zip(truth, got):
+        assert abs(t - d) <= 1 and label == kind, (got, truth)
+
+
+def test_dissolves_of_other_lengths_and_fade_only_on_black():
+    det = SHOT_DETECTORS.create("archival")
+    srcs = _sources()
+    for length in (8, 16):
+        a, b = _scene(srcs[0], 40, 1, 0.5), _scene(srcs[1], 40, 2, 0.5)
+        frames = a[:-length] + degrade.dissolve(a[-length:], b[:length]) + b[length:]
+        shots = det.detect(frames)
+        assert [s.transition for s in shots[1:]] == ["dissolve"]
+        assert abs(shots[1].start - (40 - length + length // 2)) <= 1
+    # a single dark frame (damage) is neither a fade nor a cut
+    a = _scene(srcs[2], 60, 3, 0.5)
+    a[30] = np.full_like(a[30], 8)
+    assert len(det.detect(a)) == 1
+
+
+def test_splice_needs_a_frame_line_jump():
+    """The same two shots: a plain cut, then misframed after the cut (a splice)."""
+    srcs = _sources()
+    a, b = _scene(srcs[0], 30, 1, 1.0), _scene(srcs[3], 30, 2, 1.0)
+    det = SHOT_DETECTORS.create("archival")
+    plain = det.detect(a + b)
+    assert [(s.start, s.transition) for s in plain[1:]] == [(30, "cut")]
+    jumped = det.detect(a + [degrade.misframe(f, 14) for f in b])
+    assert [(s.start, s.transition) for s in jumped[1:]] == [(30, "splice")]
+    # a frame line that stays where it is (a misframed print) is not a splice
+    both = det.detect([degrade.misframe(f, 14) for f in a + b])
+    assert [(s.start, s.transition) for s in both[1:]] == [(30, "cut")]
+    assert det.frame_line(degrade.misframe(a[0], 14)) == pytest.approx((14 - 1.5) / H, abs=0.03)
+    assert np.isnan(det.frame_line(a[0]))
+    no_splices = SHOT_DETECTORS.create("archival", splices=False).detect(a + [degrade.misframe(f, 14) for f in b])
+    assert no_splices[1].transition == "cut"
+
+
+def test_gradual_off_and_analysis_series():
+    frames, truth = _concatenation(3, ["dissolve", "fade"], damage=False)
+    det = SHOT_DETECTORS.create("archival", gradual=False)
+    a = det.analyse(frames)
+    assert a.n == len(frames) and a.D.shape == (3, a.n) and a.coarse.shape[0] == a.n
+    assert np.isnan(a.D[0, 0]) and np.all(np.isfinite(a.D[0, 1:]))
+    # the contrast dips in the middle of the dissolve (two pictures superimposed)
+    V = SHOT_DETECTORS.create("archival").contrast_dip(a)
+    assert V[truth[0][0]] < 0.85 < np.median(V)
+    labels = {s.transition for s in det.detect(frames)[1:]}
+    assert labels <= {"cut", "splice"}
 
 
 def test_deterministic_and_describe():
@@ -146,11 +261,25 @@ def test_deterministic_and_describe():
     assert d1 == d2
     desc = SHOT_DETECTORS.create("archival", min_shot_frames=5).describe()
     assert desc["engine"] == "archival" and desc["params"]["min_shot_frames"] == 5
-    assert set(SHOT_DETECTORS.names()) >= {"archival", "histogram"}
+    assert set(SHOT_DETECTORS.names()) >= {"archival", "histogram", "pyscenedetect-content",
+                                           "pyscenedetect-adaptive", "transnetv2"}
     with pytest.raises(ValueError):
         SHOT_DETECTORS.create("archival", weights={"colour": 1.0})
 
 
+def test_pair_components_do_not_modify_features():
+    det = SHOT_DETECTORS.create("archival")
+    frames = _scene(data.camera(), 3, 0, 3.0)
+    fa, fb = det.frame_features(frames[0]), det.frame_features(frames[2])
+    before = {k: np.copy(v) for k, v in fa.items()}
+    first = det.pair_components(fa, fb)
+    assert det.pair_components(fa, fb) == first
+    assert all(np.array_equal(before[k], fa[k], equal_nan=True) for k in before)
+    assert set(first) == {"hist", "layout", "edges"}
+    assert all(0.0 <= v <= 1.0 for v in first.values())
+
+
+# --------------------------------------------------------------------------- shared helpers
 def test_boundaries_to_shots_drops_weaker_boundary():
     cuts = [Boundary(10, 0.9, 0.3), Boundary(13, 0.4, 0.3), Boundary(30, 0.8, 0.3)]
     shots = boundaries_to_shots(cuts, 40, min_shot_frames=5)
@@ -160,36 +289,139 @@ def test_boundaries_to_shots_drops_weaker_boundary():
     assert [(s.start, s.stop) for s in shots] == [(0, 40)]
     assert boundaries_to_shots([], 0, 5) == []
     assert shots[0].confidence == 1.0
+    # two candidates at one frame: the stronger one (its kind and confidence) is kept
+    shots = boundaries_to_shots([Boundary(20, 0.4, 0.3, "cut"), Boundary(20, 0.9, 0.3, "fade", conf=0.8)], 40, 5)
+    assert [(s.start, s.transition, s.confidence) for s in shots[1:]] == [(20, "fade", 0.8)]
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
-def test_detect_shots_file(tmp_path):
-    media = pytest.importorskip("reel.tasks.media")
-    if not hasattr(media, "iter_frames"):
-        pytest.skip("reel.tasks.media.iter_frames not available")
-    from reel.tasks.shots import detect_shots
+def test_matcher_tolerance_and_one_to_one():
+    m = match_boundaries([30, 77, 140], [30, 76, 137])
+    assert (m.tp, m.fp, m.fn) == (2, 1, 1)
+    assert (m.precision, m.recall, m.f1) == (0.6667, 0.6667, 0.6667)
+    # one detection cannot match two true boundaries, nor two detections one
+    m = match_boundaries([10], [9, 11])
+    assert (m.tp, m.fp, m.fn) == (1, 0, 1)
+    m = match_boundaries([9, 10, 11], [10])
+    assert (m.tp, m.fp, m.fn) == (1, 2, 0)
+    # tolerance
+    assert match_boundaries([12], [10], tolerance_frames=1).tp == 0
+    assert match_boundaries([12], [10], tolerance_frames=2).tp == 1
+    # empty cases
+    e = match_boundaries([], [])
+    assert (e.precision, e.recall, e.f1) == (1.0, 1.0, 1.0)
+    z = match_boundaries([], [5])
+    assert (z.precision, z.recall, z.f1) == (1.0, 0.0, 0.0)
 
-    # 1.2 s of testsrc2 then 1.2 s of smptebars at 25 fps: one cut at frame 30.
+
+@pytest.mark.parametrize("seed", range(20))
+def test_matcher_is_a_maximum_matching(seed):
+    """Greedy sweep = brute-force maximum one-to-one matching within the tolerance."""
+    rng = np.random.default_rng(seed)
+    det = sorted(set(rng.integers(0, 30, rng.integers(0, 7)).tolist()))
+    tru = sorted(set(rng.integers(0, 30, rng.integers(0, 7)).tolist()))
+    best = 0
+    for perm in itertools.permutations(range(len(det)), min(len(det), len(tru))):
+        best = max(best, sum(abs(det[p] - t) <= 1 for p, t in zip(perm, tru)))
+    if len(det) < len(tru):  # permutations of the shorter side
+        for perm in itertools.permutations(range(len(tru)), len(det)):
+            best = max(best, sum(abs(tru[p] - d) <= 1 for p, d in zip(perm, det)))
+    m = match_boundaries(det, tru, 1)
+    assert m.tp == best
+    assert all(abs(t - d) <= 1 for t, d in m.pairs)
+    assert len({t for t, _ in m.pairs}) == len({d for _, d in m.pairs}) == m.tp
+
+
+# --------------------------------------------------------------------------- other engines
+def _rgb(frames):
+    return [np.repeat(f[..., None], 3, axis=2) for f in frames]
+
+
+@pytest.mark.parametrize("engine", ["histogram", "pyscenedetect-content", "pyscenedetect-adaptive"])
+def test_other_engines_on_a_synthetic_concatenation(engine):
+    frames, cuts = _clip((30, 30, 30), (0, 2, 4), seed=2, speed_px=1.0)
+    try:
+        det = SHOT_DETECTORS.create(engine)
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    feed = _rgb(frames) if det.pix_fmt == "rgb24" else frames
+    shots = det.detect(feed, n_frames=len(frames))
+    _assert_tiles(shots, len(frames))
+    assert [s.start for s in shots[1:]] == cuts
+    assert det.describe()["engine"] == engine
+
+
+def test_pyscenedetect_luma_only_automatic_for_gray_frames():
+    try:
+        auto = SHOT_DETECTORS.create("pyscenedetect-content")
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    frames, cuts = _clip((30, 30), (0, 2), seed=1, speed_px=1.0)
+    assert [s.start for s in auto.detect(_rgb(frames))[1:]] == cuts
+    # PySceneDetect's plain default divides a gray film's luminance change by three
+    plain = SHOT_DETECTORS.create("pyscenedetect-content", luma_only=False, threshold=200.0)
+    assert len(plain.detect(_rgb(frames))) == 1
+
+
+@pytest.mark.slow
+def test_transnetv2_in_a_subprocess():
+    """The optional TransNet V2 engine (skipped when not installed): runs in its own process,
+    leaves this process's torch settings alone and finds the cuts of a clean concatenation."""
+    try:
+        det = SHOT_DETECTORS.create("transnetv2")
+    except EngineUnavailable as exc:
+        assert "make install-transnet" in str(exc)
+        pytest.skip(str(exc))
+    import torch
+
+    frames, cuts = _clip((40, 40, 40), (0, 2, 4), seed=2, speed_px=1.0)
+    small = [cv2.resize(f, (48, 27), interpolation=cv2.INTER_AREA) for f in _rgb(frames)]
+    before = torch.are_deterministic_algorithms_enabled()
+    probs = det.probabilities(small)
+    assert probs.shape == (len(frames),) and np.all((probs >= 0) & (probs <= 1))
+    assert torch.are_deterministic_algorithms_enabled() == before
+    shots = det.detect(small)
+    m = match_boundaries([s.start for s in shots[1:]], cuts)
+    assert m.recall == 1.0
+    assert det.weights_sha256 and len(det.weights_sha256) == 64
+    with pytest.raises(ValueError):
+        det.probabilities([np.zeros((10, 10, 3), np.uint8)])
+
+
+# --------------------------------------------------------------------------- file level
+def _two_sources(tmp_path, size="320x180", rate=25):
     out = tmp_path / "two.mkv"
     cmd = [
         "ffmpeg", "-v", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=1.2",
-        "-f", "lavfi", "-i", "smptebars=size=320x180:rate=25:duration=1.2",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration=1.2",
+        "-f", "lavfi", "-i", f"smptebars=size={size}:rate={rate}:duration=1.2",
         "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
         "-c:v", "ffv1", "-pix_fmt", "yuv420p", str(out),
     ]
     subprocess.run(cmd, check=True)
-    shots = detect_shots(out, min_shot_frames=8)
+    return out
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_detect_shots_file(tmp_path):
+    # 1.2 s of testsrc2 then 1.2 s of smptebars at 25 fps: one cut at frame 30.
+    path = _two_sources(tmp_path)
+    shots = detect_shots(path, min_shot_frames=8)
     _assert_tiles(shots, 60)
     assert [s.start for s in shots] == [0, 30]
+    try:
+        psd = detect_shots(path, engine="pyscenedetect-content")
+    except EngineUnavailable:
+        return
+    assert [s.start for s in psd] == [0, 30]
 
 
-def test_pair_components_do_not_modify_features():
-    det = SHOT_DETECTORS.create("archival")
-    frames = _scene(data.camera(), 3, 0, 3.0)
-    fa, fb = det.frame_features(frames[0]), det.frame_features(frames[2])
-    before = {k: v.copy() for k, v in fa.items()}
-    first = det.pair_components(fa, fb)
-    assert det.pair_components(fa, fb) == first
-    assert all(np.array_equal(before[k], fa[k]) for k in before)
-    assert all(0.0 <= v <= 1.0 for v in first.values())
+def test_engine_decode_sizes():
+    assert SHOT_DETECTORS.create("archival").decode_size(640, 272) == (160, None)
+    assert SHOT_DETECTORS.create("archival").decode_size(120, 90) == (120, None)
+    assert SHOT_DETECTORS.create("histogram").decode_size(640, 272, 320) == (320, None)
+    try:
+        assert SHOT_DETECTORS.create("pyscenedetect-content").decode_size(640, 272) == (256, None)
+    except EngineUnavailable:
+        pass
+    cls = SHOT_DETECTORS.get("transnetv2")
+    assert cls.decode_size(None, 640, 272) == (48, 27)  # unbound: no install needed
