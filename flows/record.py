@@ -7,6 +7,7 @@ Functions return plain dataclasses, never ORM objects, so nothing leaks out of a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -315,8 +316,10 @@ def record_stage_result(s: Settings, run_id: int, item_id: int, shot_id: int, st
     engine = getattr(result, "engine", None) or {
         "engine": f"reel-{stage}", "engine_version": reel.__version__, "params": {},
         "params_hash": "", "weights_sha256": None}
+    # QC: its per-frame metric table (Parquet; thumbnails and edge histograms sit beside it)
     out = (getattr(result, "out_path", None) or getattr(result, "labels_path", None)
-           or getattr(result, "palette_path", None) or getattr(result, "after_thumb", None))
+           or getattr(result, "palette_path", None) or getattr(result, "per_frame_path", None)
+           or getattr(result, "after_thumb", None))
     record_stage(s, run_id, item_id, shot_id, stage, engine, out, "done",
                  float(getattr(result, "seconds", 0.0) or 0.0))
 
@@ -325,6 +328,8 @@ def record_metrics(s: Settings, run_id: int, item_id: int, shot_id: int | None,
                    metrics: dict[str, float]) -> None:
     with session_scope(s.database_url) as db:
         for name, value in sorted(metrics.items()):
+            if not math.isfinite(float(value)):  # NaN = not measured (e.g. no matched reference)
+                continue
             db.add(m.Metric(run_id=run_id, item_id=item_id, shot_id=shot_id, name=name,
                             value=float(value)))
 

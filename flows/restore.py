@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 import reel
 from reel.config import get_settings
 from reel.flows import deliver, progress, record, review, tracking
+from reel.tasks import qc as qc_metrics
 from reel.tasks.colorize import colorize_shot_task
 from reel.tasks.harmonize import harmonize_shot_task
 from reel.tasks.media import probe_and_fixity_task
@@ -35,6 +36,7 @@ class ShotOutcome:
     metrics: dict[str, float]
     restored_path: Path | None
     error: str | None = None
+    edge_hist_path: Path | None = None  # QC edge histograms (cut jump into the next shot)
 
 
 @flow(name="restore-collection", log_prints=True)
@@ -130,7 +132,8 @@ def restore_item(item_id: int, run_id: int) -> str:
         edit = (review.regional_edit_task.submit(har, d / "restored.mkv", edit=plan.edit,
                                                  segmentation=seg) if plan.edit else None)
         qc = qc_shot_task.submit(src, shot.start, shot.stop, edit or har, d,
-                                 selection=refs, ground_truth_path=item.ground_truth_path)
+                                 selection=refs, ground_truth_path=item.ground_truth_path,
+                                 thresholds=proc.qc_thresholds or None)
         pending.append((shot, plan, seg, refs, col, har, qc, *([edit] if edit else [])))
 
     outcomes: list[ShotOutcome] = []
@@ -142,7 +145,11 @@ def restore_item(item_id: int, run_id: int) -> str:
                 outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
                                             plan.restored_path))
             else:
-                outcomes.append(_collect_shot(settings, run_id, item, shot, futures))
+                prev = outcomes[-1] if outcomes else None  # cut jump needs the shot before
+                prev_edges = (prev.edge_hist_path if prev is not None
+                              and prev.index == shot.index - 1 else None)
+                outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
+                                              prev_edges=prev_edges))
                 review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
                                    error=outcomes[-1].error)
             progress.shot_done(item.name, shot.index)
@@ -165,8 +172,11 @@ def restore_item(item_id: int, run_id: int) -> str:
     return "delivered"
 
 
-def _collect_shot(settings, run_id: int, item, shot, futures) -> ShotOutcome:
-    """Wait for one shot's stage futures and record each stage in the catalog and MLflow."""
+def _collect_shot(settings, run_id: int, item, shot, futures, prev_edges=None) -> ShotOutcome:
+    """Wait for one shot's stage futures and record each stage in the catalog and MLflow.
+
+    With ``prev_edges`` (the previous shot's QC edge histograms) the cut-jump metrics of the
+    cut into this shot are added (``cut_jump_in``, ``cut_luma_jump_in``; flag ``cut_jump``)."""
     names = ("segmentation", "references", "colorization", "harmonization", "qc", "regional_edit")
     results: dict[str, Any] = {}
     error = None
@@ -191,6 +201,11 @@ def _collect_shot(settings, run_id: int, item, shot, futures) -> ShotOutcome:
     metrics["colorize_confidence"] = col.mean_confidence
     metrics["label_stability"] = results["segmentation"].label_stability
     flags = list(qc.flags)
+    if prev_edges is not None and qc.edge_hist_path is not None:
+        metrics.update(qc_metrics.cut_jump_from_edges(prev_edges, qc.edge_hist_path))
+        thresholds = settings.processing.qc_thresholds or None
+        if "cut_jump" in qc_metrics.flags_from_metrics(metrics, thresholds):
+            flags.append("cut_jump")
     if not sel.ranked:
         flags.append("no_reference")
     record.record_metrics(settings, run_id, item.id, shot.id, metrics)
@@ -206,7 +221,8 @@ def _collect_shot(settings, run_id: int, item, shot, futures) -> ShotOutcome:
                 "segmentation": results["segmentation"].overlay_path},
     )
     restored = results.get("regional_edit", results["harmonization"]).out_path
-    return ShotOutcome(shot.id, shot.index, status, flags, metrics, restored)
+    return ShotOutcome(shot.id, shot.index, status, flags, metrics, restored,
+                       edge_hist_path=qc.edge_hist_path)
 
 
 def _aggregate(outcomes: list[ShotOutcome]) -> dict[str, float]:

@@ -53,6 +53,9 @@ class ProcessingParams(BaseModel):
     #: Deinterlace interlaced sources (ffmpeg idet or the stream's field order) with bwdif into
     #: a normalised intermediate before restoration; off: interlaced frames are kept woven.
     deinterlace: bool = False
+    #: QC flag thresholds overriding reel.tasks.qc.DEFAULT_THRESHOLDS (same keys), e.g.
+    #: REEL_PROCESSING__QC_THRESHOLDS='{"max_cdc": 0.08}'.
+    qc_thresholds: dict[str, float] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,9 @@
 result through :class:`reel.tasks.media.FrameWriter`. The source luminance is kept: each output
 frame is ``lab_to_rgb(L, ab)`` with ``L`` the source frame's L and ``ab`` the engine's chroma,
 so the output's L equals the source's up to 8-bit rounding. Only one frame at full resolution
-(plus the engine's analysis-resolution state) is in memory at a time.
+(plus the engine's analysis-resolution state) is in memory at a time: engines that need the whole
+shot (``exemplar-propagate``, ``flow-propagate``) get it twice, decoded afresh, once to analyse
+and once to render.
 
 Example
 -------
@@ -22,7 +24,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,9 +101,16 @@ def load_palette_lab(path: str | os.PathLike) -> np.ndarray:
 
 
 def colorize_L_frames(
-    engine: Colorizer, frames_L: Iterable[np.ndarray]
+    engine: Colorizer,
+    frames_L: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]],
 ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
     """Run ``engine`` over luminance frames; yields ``(L, ab, confidence)`` in frame order.
+
+    ``frames_L`` is an iterable of float32 (H, W) L frames, or a callable returning a fresh
+    iterator over the same frames each time it is called. With a callable, two-pass engines
+    (:attr:`Colorizer.two_pass`, e.g. ``exemplar-propagate``) read the shot twice, once to analyse
+    it and once to render it, and only analysis-resolution data is held in between; given a plain
+    iterable they hold its frames in a list instead. One-pass engines read it once either way.
 
     Works for engines with look-ahead too: the L frames the engine has pulled but not yet
     answered wait in a queue, so each ``ab`` is paired with its own ``L``.
@@ -112,15 +121,22 @@ def colorize_L_frames(
     >>> Ls = [np.full((2, 2), v, np.float32) for v in (10.0, 20.0)]
     >>> [float(L[0, 0]) for L, ab, c in colorize_L_frames(eng, Ls)]
     [10.0, 20.0]
+    >>> [float(L[0, 0]) for L, ab, c in colorize_L_frames(eng, lambda: iter(Ls))]
+    [10.0, 20.0]
     """
     pending: deque[np.ndarray] = deque()
 
-    def feed() -> Iterator[np.ndarray]:
-        for L in frames_L:
+    def feed(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for L in frames:
             pending.append(L)
             yield L
 
-    for ab, conf in engine.colorize_frames(feed()):
+    if callable(frames_L) and engine.two_pass:
+        engine.analyse_shot(frames_L())
+        answers = engine.render_shot(feed(frames_L()))
+    else:
+        answers = engine.colorize_frames(feed(frames_L() if callable(frames_L) else frames_L))
+    for ab, conf in answers:
         if not pending:
             raise RuntimeError(f"engine {engine.name!r} yielded more frames than it was given")
         L = pending.popleft()
@@ -186,7 +202,9 @@ def colorize_shot(
         "reel_params_hash": desc["params_hash"],
         "reel_source_range": f"{start}-{stop}",
     }
-    frames_L = (gray_to_L(g) for g in media.iter_frames(src, start, stop, pix_fmt="gray"))
+    def frames_L() -> Iterator[np.ndarray]:  # re-reads the shot: two-pass engines call it twice
+        return (gray_to_L(g) for g in media.iter_frames(src, start, stop, pix_fmt="gray"))
+
     confidences: list[float] = []
     with media.FrameWriter(out_path, width, height, info.fps, pix_fmt_in="rgb24",
                            metadata=metadata) as writer:

@@ -52,6 +52,17 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "max_delta_e2000": 12.0,
     # With references: palette ΔE2000 between the key frame and the best-matching reference.
     "max_reference_de2000": 25.0,
+    # With references: mean ΔE2000 between the key frame and the reference colours matched to it
+    # by dense flow (only where the reference shows the frame's content; ~1-3 for a good match).
+    "max_reference_match_de2000": 10.0,
+    # Warp error jump: the worst frame pair exceeds this multiple of the shot's median pair ...
+    "warp_error_jump_ratio": 6.0,
+    # ... and this absolute chroma warp error (ab²).
+    "warp_error_jump_min_ab": 20.0,
+    # Cut jump (JS of pooled ab histograms, nats) into a shot from the previous one ...
+    "max_cut_jump": 0.35,
+    # ... flagged only when the luminance histograms say it is the same scene (JS below this).
+    "max_cut_luma_jump": 0.15,
 }
 
 
@@ -232,14 +243,34 @@ def warp_error_pair(
         o1 = cv2.resize(o1, (w, h), interpolation=cv2.INTER_AREA)
     fw = optical_flow_dis(g0, g1)
     bw = optical_flow_dis(g1, g0)
-    mask = non_occlusion_mask(fw, bw)
+    return warp_errors_with_flow(o0, o1, fw, non_occlusion_mask(fw, bw))
+
+
+def warp_errors_with_flow(
+    out_t_rgb: np.ndarray, out_t1_rgb: np.ndarray, flow_fw: np.ndarray, mask: np.ndarray,
+) -> tuple[float, float]:
+    """``(E_ab, E_rgb)`` of one output pair given the input's flow t → t+1 and visibility mask.
+
+    The core of :func:`warp_error_pair`, for callers that score several outputs of the same input
+    (the flow and :func:`non_occlusion_mask` are computed once). Frames must have the flow's size.
+    An empty mask falls back to all pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = np.zeros((8, 8, 3), np.uint8); g = f.copy(); g[..., 0] = 255
+    >>> flow = np.zeros((8, 8, 2), np.float32); m = np.ones((8, 8), bool)
+    >>> warp_errors_with_flow(f, f, flow, m), round(warp_errors_with_flow(f, g, flow, m)[1], 4)
+    ((0.0, 0.0), 0.3333)
+    """
+    o0, o1 = _check_rgb(out_t_rgb), _check_rgb(out_t1_rgb)
     if not mask.any():
         mask = np.ones_like(mask)
     rgb0 = o0.astype(np.float32) / 255.0
-    rgb1w = backward_warp(o1.astype(np.float32) / 255.0, fw)
+    rgb1w = backward_warp(o1.astype(np.float32) / 255.0, flow_fw)
     e_rgb = float(((rgb0 - rgb1w) ** 2)[mask].mean())  # mean over visible pixels and channels
     ab0 = rgb_to_lab(o0)[..., 1:]
-    ab1w = backward_warp(rgb_to_lab(o1)[..., 1:], fw)
+    ab1w = backward_warp(rgb_to_lab(o1)[..., 1:], flow_fw)
     e_ab = float(((ab0 - ab1w) ** 2).sum(-1)[mask].mean())  # squared ab distance per pixel
     return e_ab, e_rgb
 
@@ -460,6 +491,95 @@ def cut_jump(last_frames_rgb: Sequence[np.ndarray], first_frames_rgb: Sequence[n
     return float(js_divergence(ha.ravel(), hb.ravel()))
 
 
+def luma_histogram(grays: Iterable[np.ndarray]) -> np.ndarray:
+    """Pooled 256-bin histogram of uint8 gray frames, normalised to sum 1: float64 (256,)."""
+    hist = np.zeros(256, np.float64)
+    for g in grays:
+        hist += np.bincount(_check_gray(g).ravel(), minlength=256)
+    s = hist.sum()
+    if s <= 0:
+        raise ValueError("no frames given")
+    return hist / s
+
+
+def cut_jump_from_edges(
+    prev_edges: str | os.PathLike, next_edges: str | os.PathLike
+) -> dict[str, float]:
+    """Cut-jump metrics of the cut between two consecutive shots, from their QC edge files.
+
+    ``prev_edges`` / ``next_edges`` are the ``edge_ab_hist.npz`` files :func:`qc_shot` writes.
+    Returns ``{"cut_jump_in": JS(ab_last(prev), ab_first(next)), "cut_luma_jump_in":
+    JS(luma_last(prev), luma_first(next))}`` in nats (:func:`js_divergence`); the luma value is
+    absent for edge files written without luminance histograms. A large chroma jump with a small
+    luminance jump is a colour change inside one scene (flag ``cut_jump``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> h = np.zeros((32, 32)); h[16, 16] = 1.0
+    >>> g = np.zeros((32, 32)); g[20, 10] = 1.0
+    >>> lum = np.full(256, 1 / 256)
+    >>> np.savez(d / "a.npz", first=h, last=h, first_luma=lum, last_luma=lum)
+    >>> np.savez(d / "b.npz", first=g, last=g, first_luma=lum, last_luma=lum)
+    >>> m = cut_jump_from_edges(d / "a.npz", d / "b.npz")
+    >>> round(m["cut_jump_in"], 4), m["cut_luma_jump_in"]
+    (0.6931, 0.0)
+    """
+    with np.load(prev_edges) as a, np.load(next_edges) as b:
+        out = {"cut_jump_in": float(js_divergence(a["last"].ravel(), b["first"].ravel()))}
+        if "last_luma" in a.files and "first_luma" in b.files:
+            out["cut_luma_jump_in"] = float(js_divergence(a["last_luma"], b["first_luma"]))
+    return out
+
+
+def reference_match_de2000(output_rgb: np.ndarray, reference_rgb: np.ndarray, *,
+                           max_L_diff: float = 6.0) -> tuple[float, float]:
+    """ΔE2000 between an output frame and the reference colours matched to it: (ΔE00, fraction).
+
+    The reference is resized to the output's size; DIS flow is computed from the output's L to
+    the reference's L and back (both as 8-bit gray); a pixel is *matched* when it passes
+    :func:`non_occlusion_mask` and its L differs from the warped reference's L by at most
+    ``max_L_diff`` (3x3-smoothed absolute difference, L* units). Returns the mean CIEDE2000 over
+    matched pixels between the output's Lab and the warped reference's Lab, and the matched
+    fraction of the frame. With fewer than 1 % matched pixels (the reference shows another
+    scene) the ΔE is NaN: use :func:`reference_fidelity_de2000` there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> im = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (0, 0), 2)
+    >>> de, frac = reference_match_de2000(im, im)
+    >>> de < 1e-6, frac > 0.9
+    (True, True)
+    """
+    from skimage.color import deltaE_ciede2000
+
+    out = _check_rgb(output_rgb)
+    ref = _check_rgb(reference_rgb)
+    h, w = out.shape[:2]
+    if ref.shape[:2] != (h, w):
+        ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+    lab_o, lab_r = rgb_to_lab(out), rgb_to_lab(ref)
+    g_o = np.clip(np.round(lab_o[..., 0] * 2.55), 0, 255).astype(np.uint8)
+    g_r = np.clip(np.round(lab_r[..., 0] * 2.55), 0, 255).astype(np.uint8)
+    if max(h, w) < 12:  # too small for DIS: compare in place
+        fw = np.zeros((h, w, 2), np.float32)
+        mask = np.ones((h, w), bool)
+    else:
+        fw = optical_flow_dis(g_o, g_r)
+        mask = non_occlusion_mask(fw, optical_flow_dis(g_r, g_o))
+    lab_rw = backward_warp(lab_r, fw)
+    dL = cv2.blur(np.abs(lab_rw[..., 0] - lab_o[..., 0]), (3, 3))
+    mask &= dL <= max_L_diff
+    frac = float(mask.mean())
+    if frac < 0.01:
+        return float("nan"), frac
+    de = deltaE_ciede2000(lab_o[mask].astype(np.float64), lab_rw[mask].astype(np.float64))
+    return float(np.mean(de)), frac
+
+
 # Flags ----------------------------------------------------------------------------------------
 def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] | None = None) -> list[str]:
     """QC flags raised by a metrics dict (keys as produced by :func:`qc_shot`).
@@ -476,6 +596,14 @@ def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] |
     low_psnr                psnr_db < min_psnr_db (ground truth only)
     high_delta_e2000        delta_e2000 > max_delta_e2000 (ground truth only)
     off_reference           reference_fidelity_de2000 > max_reference_de2000
+    reference_mismatch      reference_match_de2000 > max_reference_match_de2000
+    warp_error_jump         warp_error_ab_max ≥ warp_error_jump_min_ab and
+                            warp_error_ab_max ≥ warp_error_jump_ratio ·
+                            max(warp_error_ab_median, 1)
+    cut_jump                cut_jump_in > max_cut_jump and (cut_luma_jump_in ≤
+                            max_cut_luma_jump or unknown): a colour jump at a cut
+                            inside one scene (metrics added by the flow, see
+                            :func:`cut_jump_from_edges`)
     frame_count_mismatch    n_frames_restored ≠ n_frames_expected
     ======================  ==========================================================
 
@@ -500,6 +628,8 @@ def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] |
     flags = []
     checks = [
         ("low_colorfulness", "colorfulness_mean", lambda v: v < th["min_colorfulness"]),
+        ("reference_mismatch", "reference_match_de2000",
+         lambda v: v > th["max_reference_match_de2000"]),
         ("luminance_altered", "luminance_psnr_db_min", lambda v: v < th["min_luminance_psnr_db"]),
         ("high_warp_error", "warp_error_ab", lambda v: v > th["max_warp_error_ab"]),
         ("high_cdc", "cdc", lambda v: v > th["max_cdc"]),
@@ -520,6 +650,14 @@ def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] |
         v = get(key)
         if v is not None and cond(v):
             flags.append(flag)
+    wmax, wmed = get("warp_error_ab_max"), get("warp_error_ab_median")
+    if wmax is not None and wmed is not None:
+        if wmax >= th["warp_error_jump_min_ab"] and wmax >= th["warp_error_jump_ratio"] * max(wmed, 1.0):
+            flags.append("warp_error_jump")
+    jump, luma_jump = get("cut_jump_in"), get("cut_luma_jump_in")
+    if jump is not None and jump > th["max_cut_jump"]:
+        if luma_jump is None or luma_jump <= th["max_cut_luma_jump"]:
+            flags.append("cut_jump")
     got, want = get("n_frames_restored"), get("n_frames_expected")
     if got is not None and want is not None and got != want:
         flags.append("frame_count_mismatch")
@@ -535,8 +673,13 @@ class QCResult:
     ``warp_error_ab`` / ``warp_error_rgb`` with ``warp_pair_start`` (frame index of each
     evaluated pair, as float), and with ground truth ``psnr_db`` (every frame).
     ``edge_hist_path`` is an ``.npz`` with the pooled ab histograms (:func:`ab_histogram`) of
-    the shot's first and last ``edge_frames`` frames at analysis width (keys ``first``, ``last``) so a flow can compute
-    :func:`cut_jump` across cuts (``js_divergence(h1.ravel(), h2.ravel())``) without decoding.
+    the shot's first and last ``edge_frames`` frames at analysis width (keys ``first``,
+    ``last``) and the luminance histograms of the same source frames (:func:`luma_histogram`,
+    keys ``first_luma``, ``last_luma``), so a flow can compute the cut jump across cuts
+    (:func:`cut_jump_from_edges`) without decoding.
+    ``per_frame_path`` is a Parquet table with one row per evaluated frame (see
+    :func:`qc_shot`), written beside the thumbnails; ``keyframes`` maps each reference path to
+    the shot-relative index of the frame that best matches it.
     """
 
     metrics: dict[str, float]
@@ -546,6 +689,8 @@ class QCResult:
     after_thumb: Path
     preview_path: Path | None = None
     edge_hist_path: Path | None = None
+    per_frame_path: Path | None = None
+    keyframes: dict[str, int] = field(default_factory=dict)
     seconds: float = field(default=0.0)
 
 
@@ -585,14 +730,26 @@ def qc_shot(
       expensive part: ≤ 48 pairs at 320 px by default);
     * with ground truth: ``ssim`` and ``delta_e2000`` (means) on frames t ≡ 0 mod
       ``ceil(T/max_gt_frames)``, full resolution;
-    * with references: ``reference_fidelity_de2000`` — the smallest
-      :func:`reference_fidelity_de2000` between the middle output frame and each reference image;
+    * with references, on each reference's *key frame* (the source frame whose luminance layout
+      correlates best with the reference, at analysis width): ``reference_match_de2000`` —
+      :func:`reference_match_de2000` between the output key frame and the reference colours
+      matched to it (mean over references with ≥ 1 % matched pixels; absent if none),
+      ``reference_matched_fraction`` (mean), and ``reference_fidelity_de2000`` — the smallest
+      palette distance :func:`reference_fidelity_de2000` between an output key frame and its
+      reference;
+    * ``warp_error_ab_max`` / ``warp_error_ab_median`` over the evaluated pairs (the
+      ``warp_error_jump`` flag; absent for one-frame shots);
     * ``n_frames_expected`` (stop − start), ``n_frames_restored``, ``n_frames`` (evaluated).
 
     Writes into ``out_dir``: ``before.png`` (source, gray) and ``after.png`` (restored) of the
     middle frame, at most ``thumb_width_px`` wide; ``edge_ab_hist.npz`` (see :class:`QCResult`);
-    and with ``write_preview`` a side-by-side before|after lossless ``preview.mkv`` at thumbnail
-    size. Flags: :func:`flags_from_metrics` with ``thresholds`` over :data:`DEFAULT_THRESHOLDS`.
+    ``qc_frames.parquet`` with one row per evaluated frame — ``frame`` (source frame number),
+    ``t`` (index in the shot), ``colorfulness``, ``luminance_psnr_db``, ``warp_error_ab`` and
+    ``warp_error_rgb`` (of the pair (t, t+1); null where not sampled), ``reference_layout_corr``
+    (best luminance-layout correlation with a reference; null without references) and, with
+    ground truth, ``psnr_db``, ``ssim``, ``delta_e2000`` (null where not sampled); and with
+    ``write_preview`` a side-by-side before|after lossless ``preview.mkv`` at thumbnail size.
+    Flags: :func:`flags_from_metrics` with ``thresholds`` over :data:`DEFAULT_THRESHOLDS`.
 
     Examples
     --------
@@ -624,6 +781,11 @@ def qc_shot(
     gt_it = (media.iter_frames(ground_truth_path, start, stop, pix_fmt="rgb24", width=W, height=H)
              if ground_truth_path is not None else None)
 
+    refs = [_read_image(p) for p in reference_paths]
+    ref_layouts = [_layout(rgb_to_lab(cv2.resize(r, (aw, ah), interpolation=cv2.INTER_AREA))[..., 0])
+                   for r in refs]
+    best: list[tuple[float, int, np.ndarray | None]] = [(-2.0, -1, None) for _ in refs]
+    ref_corr: list[float] = []
     colorf: list[float] = []
     lum_psnr: list[float] = []
     hists: list[np.ndarray] = []
@@ -636,6 +798,9 @@ def qc_shot(
     gt_de: list[float] = []
     first_frames: list[np.ndarray] = []
     last_frames: list[np.ndarray] = []
+    first_grays: list[np.ndarray] = []
+    last_grays: list[np.ndarray] = []
+    gt_ssim_t: list[int] = []
     prev_small: tuple[np.ndarray, np.ndarray] | None = None
     key_rgb = None
     before_path, after_path = out_dir / "before.png", out_dir / "after.png"
@@ -664,6 +829,13 @@ def qc_shot(
 
             small = (cv2.resize(out, (aw, ah), interpolation=cv2.INTER_AREA),
                      cv2.resize(gray, (aw, ah), interpolation=cv2.INTER_AREA))
+            if refs:
+                lay = _layout(gray_to_L(small[1]))
+                corrs = [float(np.round(lay @ rl, 6)) for rl in ref_layouts]
+                ref_corr.append(max(corrs))
+                for i, c in enumerate(corrs):
+                    if c > best[i][0]:  # first best frame wins ties
+                        best[i] = (c, t, small[0].copy())
             if prev_small is not None and (t - 1) % pair_stride == 0:
                 e_ab, e_rgb = warp_error_pair(prev_small[0], small[0], prev_small[1], small[1])
                 we_ab.append(e_ab)
@@ -677,6 +849,7 @@ def qc_shot(
                 if t % gt_stride == 0:
                     gt_ssim.append(ssim(out, gt))
                     gt_de.append(delta_e2000_mean(lab, rgb_to_lab(gt)))
+                    gt_ssim_t.append(t)
 
             thumb_out = None
             if t == mid or preview is not None:
@@ -692,9 +865,12 @@ def qc_shot(
             last_full = (out, gray)
             if len(first_frames) < edge_frames:
                 first_frames.append(small[0])
+                first_grays.append(gray)
             last_frames.append(small[0])
+            last_grays.append(gray)
             if len(last_frames) > edge_frames:
                 last_frames.pop(0)
+                last_grays.pop(0)
     finally:
         if preview is not None:
             preview.__exit__(None, None, None)
@@ -728,6 +904,9 @@ def qc_shot(
         "luminance_psnr_db_mean": float(np.mean(lum_psnr)),
         "warp_pair_stride": float(pair_stride),
     }
+    if we_ab:
+        metrics.update(warp_error_ab_max=float(np.max(we_ab)),
+                       warp_error_ab_median=float(np.median(we_ab)))
     per_frame: dict[str, list[float]] = {
         "colorfulness": colorf,
         "luminance_psnr_db": lum_psnr,
@@ -744,15 +923,45 @@ def qc_shot(
             gt_frame_stride=float(gt_stride),
         )
         per_frame["psnr_db"] = gt_psnr
-    refs = [_read_image(p) for p in reference_paths]
+    keyframes: dict[str, int] = {}
     if refs:
-        metrics["reference_fidelity_de2000"] = min(
-            reference_fidelity_de2000(key_rgb, r, seed=seed) for r in refs)
+        des, fracs, fids = [], [], []
+        for path, ref, (_, k, key_small) in zip(reference_paths, refs, best):
+            keyframes[str(path)] = int(k)
+            ref_small = cv2.resize(ref, (aw, ah), interpolation=cv2.INTER_AREA)
+            de, frac = reference_match_de2000(key_small, ref_small)
+            fracs.append(frac)
+            if not math.isnan(de):
+                des.append(de)
+            fids.append(reference_fidelity_de2000(key_small, ref_small, seed=seed))
+        if des:  # absent when the references show other scenes (nothing matched)
+            metrics["reference_match_de2000"] = float(np.mean(des))
+        metrics["reference_matched_fraction"] = float(np.mean(fracs))
+        metrics["reference_fidelity_de2000"] = float(min(fids))
+        metrics["reference_keyframe"] = float(best[0][1])
 
     edge_path = out_dir / "edge_ab_hist.npz"
     tmp = edge_path.with_name(edge_path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, first=ab_histogram(first_frames), last=ab_histogram(last_frames))
+    np.savez_compressed(tmp, first=ab_histogram(first_frames), last=ab_histogram(last_frames),
+                        first_luma=luma_histogram(first_grays),
+                        last_luma=luma_histogram(last_grays))
     os.replace(tmp, edge_path)
+
+    table = {
+        "frame": np.arange(start, start + n, dtype=np.int64),
+        "t": np.arange(n, dtype=np.int64),
+        "colorfulness": np.asarray(colorf, np.float64),
+        "luminance_psnr_db": np.asarray(lum_psnr, np.float64),
+        "warp_error_ab": _sparse(n, we_start, we_ab),
+        "warp_error_rgb": _sparse(n, we_start, we_rgb),
+        "reference_layout_corr": (np.asarray(ref_corr, np.float64) if refs
+                                  else np.full(n, np.nan)),
+    }
+    if gt_psnr:
+        table["psnr_db"] = np.asarray(gt_psnr, np.float64)
+        table["ssim"] = _sparse(n, gt_ssim_t, gt_ssim)
+        table["delta_e2000"] = _sparse(n, gt_ssim_t, gt_de)
+    per_frame_path = write_parquet(table, out_dir / "qc_frames.parquet")
 
     return QCResult(
         metrics=metrics,
@@ -762,8 +971,53 @@ def qc_shot(
         after_thumb=after_path,
         preview_path=preview_path,
         edge_hist_path=edge_path,
+        per_frame_path=per_frame_path,
+        keyframes=keyframes,
         seconds=time.perf_counter() - t0,
     )
+
+
+def write_parquet(columns: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Write equal-length columns as a Parquet table (pandas + pyarrow), atomically.
+
+    NaN in float columns is stored as null. Returns the path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> p = write_parquet({"t": np.arange(3), "x": np.array([1.0, np.nan, 3.0])},
+    ...                   pathlib.Path(tempfile.mkdtemp()) / "a.parquet")
+    >>> pd.read_parquet(p)["x"].isna().tolist()
+    [False, True, False]
+    """
+    import pandas as pd
+
+    path = Path(path)
+    df = pd.DataFrame({k: np.asarray(v) for k, v in columns.items()})
+    tmp = path.with_name(path.stem + ".tmp.parquet")
+    df.to_parquet(tmp, engine="pyarrow", index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def _sparse(n: int, at: Sequence[float], values: Sequence[float]) -> np.ndarray:
+    """Length-n float64 array, NaN except ``values`` at integer positions ``at``."""
+    out = np.full(n, np.nan)
+    for i, v in zip(at, values):
+        if 0 <= int(i) < n:
+            out[int(i)] = v
+    return out
+
+
+def _layout(L: np.ndarray, width_px: int = 32) -> np.ndarray:
+    """Zero-mean unit-norm luminance thumbnail (its dot product is a Pearson correlation)."""
+    h, w = L.shape[:2]
+    tw = max(2, min(int(width_px), w))
+    th = max(2, int(round(h * tw / w)))
+    v = cv2.resize(np.asarray(L, np.float32), (tw, th), interpolation=cv2.INTER_AREA).ravel()
+    v = v.astype(np.float64) - v.mean()
+    nrm = np.linalg.norm(v)
+    return v / nrm if nrm > 1e-9 else v
 
 
 # Helpers --------------------------------------------------------------------------------------
@@ -814,20 +1068,25 @@ __all__ = [
     "colorfulness",
     "colorfulness_trend",
     "cut_jump",
+    "cut_jump_from_edges",
     "delta_e2000_mean",
     "flags_from_metrics",
     "js_divergence",
     "lab_palette",
+    "luma_histogram",
     "luminance_psnr_db",
     "non_occlusion_mask",
     "optical_flow_dis",
     "psnr_db",
     "qc_shot",
     "reference_fidelity_de2000",
+    "reference_match_de2000",
     "ssim",
     "warp_error_ab",
     "warp_error_pair",
     "warp_error_rgb",
+    "warp_errors_with_flow",
+    "write_parquet",
 ]
 
 

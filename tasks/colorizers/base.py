@@ -118,9 +118,32 @@ class Colorizer(Engine):
         raise NotImplementedError
 
     def colorize_frames(self, frames_L: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
-        """Chroma of every frame of the shot, in order (override for look-ahead engines)."""
+        """Chroma of every frame of the shot, in order (override for look-ahead engines).
+
+        Two-pass engines (:attr:`two_pass`) hold the given frames in a list here; callers with
+        long shots should hand :func:`reel.tasks.colorize.colorize_L_frames` a callable that
+        re-reads the shot instead, so only analysis-resolution data is kept.
+        """
+        if self.two_pass:
+            frames = list(frames_L)
+            self.analyse_shot(frames)
+            yield from self.render_shot(frames)
+            return
         for L in frames_L:
             yield self.colorize_frame(L)
+
+    # --- two-pass engines ------------------------------------------------------------------------
+    #: True for engines that need the whole shot before answering: they read it twice, once in
+    #: :meth:`analyse_shot` (analysis resolution only is kept) and once in :meth:`render_shot`.
+    two_pass: bool = False
+
+    def analyse_shot(self, frames_L: Iterable[np.ndarray]) -> None:
+        """First pass of a two-pass engine over the shot's L frames (float32 (H, W), [0, 100])."""
+        raise NotImplementedError(f"{self.name} is not a two-pass engine")
+
+    def render_shot(self, frames_L: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
+        """Second pass of a two-pass engine: the same frames again, yields ``(ab, confidence)``."""
+        raise NotImplementedError(f"{self.name} is not a two-pass engine")
 
     # --- helpers for subclasses ----------------------------------------------------------------
     def analysis_size(self, shape: tuple[int, ...]) -> tuple[int, int]:

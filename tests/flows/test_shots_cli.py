@@ -64,7 +64,7 @@ def _work(s):
     return s.work_dir / "col" / "item-00001"
 
 
-def test_split_merge_detect_export(item, tmp_path):
+def test_split_merge_detect_export(item, tmp_path, monkeypatch):
     s = item
     # first detection through the CLI (the item has no shots yet)
     r = runner.invoke(app, ["shots", "detect", "reel1", "--reviewer", "ana"])
@@ -137,7 +137,11 @@ def test_split_merge_detect_export(item, tmp_path):
     assert [(a, b, o) for _, _, a, b, o, _ in _shots(s)] == [(0, 45, "manual"), (45, 90, "manual")]
 
     # the list command shows ids and origins
-    r = runner.invoke(app, ["shots", "list", "reel1"], env={"COLUMNS": "200"})
+    # rich reads the terminal width when the console is created: widen it so no cell is cut
+    from reel.flows import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    r = runner.invoke(app, ["shots", "list", "reel1"])
     assert r.exit_code == 0 and "manual" in r.output
     assert "00:00:01:20" in r.output  # frame 45 at 25 fps
 

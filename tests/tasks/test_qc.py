@@ -176,6 +176,9 @@ GOOD = {
     ({"delta_e2000": 30.0}, "high_delta_e2000"),
     ({"reference_fidelity_de2000": 40.0}, "off_reference"),
     ({"n_frames_restored": 20.0}, "frame_count_mismatch"),
+    ({"reference_match_de2000": 20.0}, "reference_mismatch"),
+    ({"warp_error_ab_max": 60.0, "warp_error_ab_median": 2.0}, "warp_error_jump"),
+    ({"cut_jump_in": 0.5, "cut_luma_jump_in": 0.05}, "cut_jump"),
 ])
 def test_flags_fire(change, flag):
     assert qc.flags_from_metrics(GOOD) == []
@@ -195,6 +198,114 @@ def _write(media, path, frames, gray=False):
     with media.FrameWriter(path, W, H, "24/1", pix_fmt_in="gray" if gray else "rgb24") as w:
         for f in frames:
             w.write(f)
+
+
+def test_new_flags_need_both_conditions():
+    # a warp-error spike that is large relative to the median but small in absolute terms
+    assert qc.flags_from_metrics({**GOOD, "warp_error_ab_max": 8.0, "warp_error_ab_median": 0.5}) == []
+    # a large colour jump at a cut between different scenes (luminance jumps too) is expected
+    assert qc.flags_from_metrics({**GOOD, "cut_jump_in": 0.6, "cut_luma_jump_in": 0.4}) == []
+    # unknown luminance jump (old edge files): the colour jump alone decides
+    assert qc.flags_from_metrics({**GOOD, "cut_jump_in": 0.6,
+                                  "cut_luma_jump_in": float("nan")}) == ["cut_jump"]
+    assert qc.flags_from_metrics({**GOOD, "cut_jump_in": 0.6, "cut_luma_jump_in": 0.05},
+                                 {"max_cut_jump": 0.7}) == []
+
+
+# Hand-computed values -------------------------------------------------------------------------
+def test_colorfulness_hand_computed():
+    # pixels (100, 50, 0) and (0, 0, 0): rg = [50, 0], yb = [75, 0]
+    # σ_rg = 25, σ_yb = 37.5, μ_rg = 25, μ_yb = 37.5 → M = 1.3 · √(25² + 37.5²)
+    img = np.array([[[100, 50, 0], [0, 0, 0]]], np.uint8)
+    assert qc.colorfulness(img) == pytest.approx(1.3 * math.sqrt(25 ** 2 + 37.5 ** 2), rel=1e-12)
+
+
+def test_js_divergence_hand_computed():
+    # p = [1, 0], q = [½, ½], m = [¾, ¼]: KL(p‖m) = ln(4/3), KL(q‖m) = ½ ln(2/3) + ½ ln 2
+    want = 0.5 * (math.log(4 / 3) + 0.5 * math.log(2 / 3) + 0.5 * math.log(2))
+    assert qc.js_divergence([1.0, 0.0], [0.5, 0.5]) == pytest.approx(want, rel=1e-12)
+    assert qc.js_divergence([3, 1], [3, 1]) == 0.0
+
+
+def test_cdc_hand_computed():
+    # black, white, black: d = 1 pairs are disjoint (JS = ln 2 on every channel), the d = 2 pair
+    # is identical (0), d = 4 has no pair (skipped) → CDC = (ln 2 + 0) / 2
+    black = np.zeros((1, 2, 3), np.uint8)
+    white = np.full((1, 2, 3), 255, np.uint8)
+    assert qc.cdc([black, white, black]) == pytest.approx(math.log(2) / 2, rel=1e-12)
+    assert qc.cdc([black, white, black], dilations=(1,)) == pytest.approx(math.log(2), rel=1e-12)
+
+
+def test_psnr_and_luminance_psnr_hand_computed():
+    a = np.zeros((2, 2, 3), np.uint8)
+    b = np.full((2, 2, 3), 10, np.uint8)                  # MSE = 100
+    assert qc.psnr_db(a, b) == pytest.approx(10 * math.log10(255 ** 2 / 100), rel=1e-12)
+    L = np.full((3, 3), 40.0)
+    L2 = L.copy()
+    L2[0, 0] += 3.0                                       # MSE = 9 / 9 = 1 → 40 dB
+    assert qc.luminance_psnr_db(L2, L) == pytest.approx(40.0, rel=1e-12)
+
+
+def test_warp_errors_with_flow_hand_computed():
+    o0 = np.zeros((2, 2, 3), np.uint8)
+    o1 = o0.copy()
+    o1[0, 0] = (255, 0, 0)
+    flow = np.zeros((2, 2, 2), np.float32)
+    e_ab, e_rgb = qc.warp_errors_with_flow(o0, o1, flow, np.ones((2, 2), bool))
+    assert e_rgb == pytest.approx(1 / 12, rel=1e-6)       # one of 4 pixels x 3 channels is off by 1
+    red_ab = qc.rgb_to_lab(o1)[0, 0, 1:].astype(np.float64)
+    assert e_ab == pytest.approx(float((red_ab ** 2).sum()) / 4, rel=1e-5)
+    only = np.zeros((2, 2), bool)
+    only[0, 0] = True                                     # the mask selects the changed pixel
+    assert qc.warp_errors_with_flow(o0, o1, flow, only)[1] == pytest.approx(1 / 3, rel=1e-6)
+    # a one-pixel flow brings the neighbour: frame 1 shifted left by 1 px matches frame 0
+    f0 = np.zeros((1, 3, 3), np.uint8)
+    f0[0, 1] = (0, 200, 0)
+    f1 = np.zeros((1, 3, 3), np.uint8)
+    f1[0, 2] = (0, 200, 0)
+    shift = np.zeros((1, 3, 2), np.float32)
+    shift[..., 0] = 1.0
+    assert qc.warp_errors_with_flow(f0, f1, shift, np.array([[True, True, False]])) == (0.0, 0.0)
+
+
+def test_luma_histogram_and_cut_jump_from_edges(tmp_path):
+    g = np.array([[0, 0], [255, 255]], np.uint8)
+    h = qc.luma_histogram([g, g])
+    assert h[0] == h[255] == 0.5 and h.sum() == pytest.approx(1.0)
+    red = np.tile(np.array([200, 30, 30], np.uint8), (8, 8, 1))
+    blue = np.tile(np.array([30, 30, 200], np.uint8), (8, 8, 1))
+    gray8 = np.full((8, 8), 90, np.uint8)
+    for name, frames in (("a", [red]), ("b", [blue]), ("c", [red])):
+        np.savez(tmp_path / f"{name}.npz", first=qc.ab_histogram(frames),
+                 last=qc.ab_histogram(frames), first_luma=qc.luma_histogram([gray8]),
+                 last_luma=qc.luma_histogram([gray8]))
+    m = qc.cut_jump_from_edges(tmp_path / "a.npz", tmp_path / "b.npz")
+    assert m["cut_jump_in"] == pytest.approx(math.log(2)) and m["cut_luma_jump_in"] == 0.0
+    assert qc.cut_jump_from_edges(tmp_path / "a.npz", tmp_path / "c.npz")["cut_jump_in"] == 0.0
+
+
+def test_reference_match_de2000():
+    f = _colored(_texture()[:, :W])
+    de, frac = qc.reference_match_de2000(f, f)
+    assert de == pytest.approx(0.0, abs=1e-9) and frac > 0.9
+    # the same scene seen 3 px further right: matched where visible, small ΔE
+    shot, _ = _moving_shot(n=4, step_px=1)
+    de, frac = qc.reference_match_de2000(shot[3], shot[0])
+    assert frac > 0.7 and de < 2.0
+    # same luminance, other colours: matched geometry, large ΔE
+    wrong = lab_to_rgb(rgb_to_lab(f)[..., 0], -rgb_to_lab(f)[..., 1:])
+    de, frac = qc.reference_match_de2000(f, wrong)
+    assert frac > 0.5 and de > 10.0
+    # another scene: nothing matches
+    other = _colored(_texture(seed=9)[:, :W])
+    de, frac = qc.reference_match_de2000(f, other)
+    assert frac < 0.3
+
+
+def test_qc_doctests():
+    import doctest
+
+    assert doctest.testmod(qc, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def test_qc_shot_good_and_bad(tmp_path):
@@ -223,6 +334,25 @@ def test_qc_shot_good_and_bad(tmp_path):
         img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         assert img is not None and img.shape[1] <= 320
     assert good.edge_hist_path.is_file()
+    with np.load(good.edge_hist_path) as e:
+        assert {"first", "last", "first_luma", "last_luma"} <= set(e.files)
+    # reference = the middle frame: its key frame, a near-zero matched ΔE
+    assert good.keyframes == {str(tmp_path / "ref.png"): n // 2}
+    assert m["reference_match_de2000"] < 1.0 and m["reference_matched_fraction"] > 0.8
+    assert m["reference_keyframe"] == n // 2
+    # per-frame series as Parquet beside the thumbnails
+    import pandas as pd
+
+    assert good.per_frame_path == tmp_path / "qc_good" / "qc_frames.parquet"
+    df = pd.read_parquet(good.per_frame_path)
+    assert list(df.columns) == ["frame", "t", "colorfulness", "luminance_psnr_db",
+                                "warp_error_ab", "warp_error_rgb", "reference_layout_corr",
+                                "psnr_db", "ssim", "delta_e2000"]
+    assert df["frame"].tolist() == list(range(3, 3 + n)) and df["t"].tolist() == list(range(n))
+    assert np.allclose(df["colorfulness"], good.per_frame["colorfulness"])
+    assert df["warp_error_ab"].notna().sum() == 5 and df["warp_error_ab"].notna()[[0, 3, 6, 9, 12]].all()
+    assert df["ssim"].notna().sum() == n   # gt stride ceil(16 / 24) = 1: every frame
+    assert df["reference_layout_corr"].max() == pytest.approx(1.0, abs=1e-3)
 
     # Bad: luminance brightened, colours fading to gray along the shot.
     bad = []
@@ -233,4 +363,12 @@ def test_qc_shot_good_and_bad(tmp_path):
     _write(media, tmp_path / "bad.mkv", bad)
     r = qc.qc_shot(tmp_path / "src.mkv", 3, 3 + n, tmp_path / "bad.mkv", tmp_path / "qc_bad")
     assert {"luminance_altered", "fading"} <= set(r.flags)
+    import pandas as pd
+
+    df = pd.read_parquet(r.per_frame_path)   # no ground truth, no references: fewer columns
+    assert "psnr_db" not in df and df["reference_layout_corr"].isna().all()
+    # thresholds are configurable: a lenient fading threshold clears that flag
+    r2 = qc.qc_shot(tmp_path / "src.mkv", 3, 3 + n, tmp_path / "bad.mkv", tmp_path / "qc_bad2",
+                    thresholds={"fading_drop_fraction": 1.1})
+    assert "fading" not in r2.flags and "luminance_altered" in r2.flags
     assert r.metrics["colorfulness_trend_per_100_frames"] < 0
