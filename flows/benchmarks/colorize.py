@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from reel.flows.benchmarks.common import VIDEO_SUFFIXES, read_cuts
 from reel.tasks import media, qc
 from reel.tasks.colorspace import gray_to_L, lab_to_rgb, rgb_to_gray, rgb_to_lab
 
@@ -68,24 +69,6 @@ DEFAULT_METHODS = ("exemplar-propagate", "flow-propagate", "correspondence", "we
                    "reinhard-global", "gray")
 COLUMNS = ["method", "video", "psnr", "ssim", "cdc", "warp_error", "colorfulness", "sec_per_frame"]
 GROUND_TRUTH = "ground-truth"
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ogv", ".webm", ".mxf", ".m4v")
-
-
-def read_cuts(path: str | Path) -> list[int]:
-    """Shot boundaries from a ``.cuts.txt`` file (one int per line; blanks and ``#`` ignored).
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.cuts.txt"
-    >>> _ = p.write_text("# cuts\\n30\\n\\n76\\n")
-    >>> read_cuts(p)
-    [30, 76]
-    """
-    out = []
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(int(line))
-    return sorted(set(out))
 
 
 def parse_method(spec: str) -> tuple[str, str, dict[str, Any]]:
@@ -187,7 +170,7 @@ def _prepare_video(src: Path, tmp: Path, analysis_width_px: int) -> _Video:
     W, H, n = _write_gray(src, gray_path)
     cuts_file = src.with_name(src.stem + ".cuts.txt")
     if cuts_file.is_file():
-        edges = [0] + [c for c in read_cuts(cuts_file) if 0 < c < n] + [n]
+        edges = [0] + [c for c in sorted(set(read_cuts(cuts_file))) if 0 < c < n] + [n]
         shots = list(zip(edges[:-1], edges[1:]))
     else:
         shots = [(s.start, s.stop) for s in detect_shots(gray_path)]

@@ -116,3 +116,26 @@ def _log_mlflow(name, rows, columns, key_columns, params, files) -> None:
 
 def _clean(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_./ " else "_" for ch in s)
+
+
+#: Video suffixes a benchmark dataset folder is scanned for.
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ogv", ".webm", ".mxf", ".m4v")
+
+
+def read_cuts(path: str | Path) -> list[int]:
+    """Shot boundaries from a ``<video stem>.cuts.txt`` file: one int per line (the first frame
+    of every shot after the first), blanks and ``#`` comments ignored, sorted.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.cuts.txt"
+    >>> _ = p.write_text("# cuts\\n76\\n\\n30\\n")
+    >>> read_cuts(p)
+    [30, 76]
+    """
+    out = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(int(line))
+    return sorted(out)
+

@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from reel.flows.benchmarks.common import VIDEO_SUFFIXES, read_cuts
 from reel.tasks import degrade, media
 from reel.tasks.colorspace import rgb_to_gray
 
@@ -65,27 +66,9 @@ BIKES_SHOTS = ((0, 30), (30, 76), (76, 137), (137, 187), (187, 242))
 DEFAULT_ENGINES = ("archival", "histogram", "pyscenedetect-content", "pyscenedetect-adaptive",
                    "transnetv2")
 COLUMNS = ["engine", "video", "precision", "recall", "f1", "fps"]
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ogv", ".webm", ".mxf", ".m4v")
 
 
 # --------------------------------------------------------------------------- dataset files
-def read_cuts(path: str | Path) -> list[int]:
-    """Boundaries from a ``.cuts.txt`` file (one int per line; blanks and ``#`` ignored).
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.cuts.txt"
-    >>> _ = p.write_text("# shots\\n30\\n\\n76\\n")
-    >>> read_cuts(p)
-    [30, 76]
-    """
-    out = []
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(int(line))
-    return sorted(out)
-
-
 def write_cuts(path: str | Path, cuts: Sequence[int]) -> Path:
     path = Path(path)
     path.write_text("".join(f"{int(c)}\n" for c in sorted(cuts)))
