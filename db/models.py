@@ -99,6 +99,9 @@ __all__ = [
     "RerunStatus",
     "User",
     "RerunRequest",
+    "QueueStatus",
+    "QueueEntry",
+    "RegionEdit",
 ]
 
 #: Constraint/index names (Alembic batch migrations on SQLite need every constraint named).
@@ -262,6 +265,16 @@ class RerunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class QueueStatus(enum.StrEnum):
+    """Life of a queued collection: queued → running → done or failed (or cancelled)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class DeliverableKind(enum.StrEnum):
     MASTER = "master"
     MEZZANINE = "mezzanine"
@@ -413,6 +426,8 @@ class Shot(Base):
     #: Current version of the shot's outputs (1: ``shot-NNNN/``, n > 1: ``shot-NNNN/v<n>/``);
     #: a re-run request makes version n + 1, which becomes current when it succeeds.
     output_version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    #: Shots of an item with the same cluster id look alike and share references.
+    reference_cluster: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -517,6 +532,12 @@ class Palette(Base):
     seed: Mapped[int]
     colors: Mapped[list[dict[str, Any]]]
     path: Mapped[str | None] = mapped_column(Text)
+    #: Where the colours came from: ``reference`` (k-means on references), ``pooled`` (film
+    #: palette pooled from the shots' references), ``gmm`` (sampled from reel's colour model).
+    source: Mapped[str] = mapped_column(String(32), default="reference",
+                                        server_default=text("'reference'"))
+    #: Version of the model a ``gmm`` palette was sampled from.
+    model_version: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="palettes")
@@ -584,6 +605,11 @@ class StageResult(Base):
     status: Mapped[StageStatus] = mapped_column(_str_enum(StageStatus))
     seconds: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
+    #: Content-addressed key of the result (source sha256, shot range, stage, engine + version,
+    #: parameters hash): a later run with the same key reuses the persisted result.
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Where the stage ran: ``cpu``, ``cuda:0``, ...
+    device: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="stage_results")
@@ -727,3 +753,56 @@ class RerunRequest(Base):
     def __repr__(self) -> str:
         return (f"RerunRequest(id={self.id!r}, shot_id={self.shot_id!r}, "
                 f"status={self.status!r}, params={self.params!r})")
+
+
+class QueueEntry(Base):
+    """A collection waiting for the nightly flow (``reel queue add``)."""
+
+    __tablename__ = "queue_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(_fk("collections.id"), index=True)
+    status: Mapped[QueueStatus] = mapped_column(
+        _str_enum(QueueStatus), default=QueueStatus.QUEUED, index=True
+    )
+    #: Higher runs first; ties by enqueue time.
+    priority: Mapped[int] = mapped_column(default=0)
+    requested_by: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(_fk("runs.id", ondelete="SET NULL"), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    collection: Mapped[Collection] = relationship()
+    run: Mapped[Run | None] = relationship()
+
+    def __repr__(self) -> str:
+        return (f"QueueEntry(id={self.id!r}, collection_id={self.collection_id!r}, "
+                f"status={self.status!r})")
+
+
+class RegionEdit(Base):
+    """A reviewer's colour edit of one region of a shot (``reel edit``), re-applied on re-runs.
+
+    ``params`` holds ``hue_deg``, ``saturation``, ``warmth`` and ``brightness``; only the newest
+    active edit of a (shot, region) pair applies.
+    """
+
+    __tablename__ = "region_edits"
+    __table_args__ = (Index("ix_region_edits_shot_id_region_id", "shot_id", "region_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shot_id: Mapped[int] = mapped_column(_fk("shots.id"))
+    region_id: Mapped[int]
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    shot: Mapped[Shot] = relationship()
+
+    def __repr__(self) -> str:
+        return (f"RegionEdit(id={self.id!r}, shot_id={self.shot_id!r}, "
+                f"region_id={self.region_id!r}, params={self.params!r})")

@@ -43,6 +43,7 @@ from reel.db.session import make_engine, session_scope
 EXPECTED_TABLES = {
     "collections", "items", "shots", "reference_images", "shot_references", "palettes", "runs",
     "stage_results", "metrics", "reviews", "deliverables", "events", "users", "rerun_requests",
+    "queue_entries", "region_edits",
 }
 
 
@@ -76,7 +77,7 @@ def test_upgrade_from_empty_creates_every_table(empty_url):
     assert api.current_revision(empty_url) is None
     api.upgrade(empty_url)
     head = api.head_revision()
-    assert head == "0002"
+    assert head == "0003"
     assert api.current_revision(empty_url) == head
     tables = set(inspect(make_engine(empty_url)).get_table_names())
     assert tables == EXPECTED_TABLES | {"alembic_version"}
@@ -114,13 +115,13 @@ def test_downgrade_to_base_and_back(catalog_url):
 
 
 def test_ensure_schema_is_a_no_op_at_head(empty_url, monkeypatch):
-    assert api.ensure_schema(empty_url) == "0002"
+    assert api.ensure_schema(empty_url) == api.head_revision()
 
     def _fail(*args, **kwargs):
         raise AssertionError("upgrade must not run again")
 
     monkeypatch.setattr(api, "upgrade", _fail)
-    assert api.ensure_schema(empty_url) == "0002"
+    assert api.ensure_schema(empty_url) == api.head_revision()
 
 
 # ----------------------------------------------------------------------------------------------
