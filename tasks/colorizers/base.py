@@ -76,10 +76,12 @@ class Colorizer(Engine):
         self.guided_eps = float(guided_eps)
         self.references_lab: list[np.ndarray] = []
         self.palette_lab: np.ndarray | None = None
+        self.palette_weights: np.ndarray | None = None
 
     # --- the interface -------------------------------------------------------------------------
     def start_shot(
-        self, references_lab: Sequence[np.ndarray], palette_lab: np.ndarray | None = None
+        self, references_lab: Sequence[np.ndarray], palette_lab: np.ndarray | None = None,
+        palette_weights: np.ndarray | None = None,
     ) -> None:
         """Forget the previous shot and take this shot's references and palette.
 
@@ -89,6 +91,8 @@ class Colorizer(Engine):
             Colour references in Lab (any sizes); may be empty.
         palette_lab : float32 (k, 3) or None
             Palette colours in Lab, if one was extracted for the shot.
+        palette_weights : float32 (k,) or None
+            The palette colours' weights (pixel shares); None means equal weights.
         """
         refs = []
         for i, ref in enumerate(references_lab):
@@ -99,7 +103,26 @@ class Colorizer(Engine):
         self.references_lab = refs
         if palette_lab is not None:
             palette_lab = np.asarray(palette_lab, dtype=np.float32).reshape(-1, 3)
+            if palette_weights is not None:
+                palette_weights = np.asarray(palette_weights, dtype=np.float32).reshape(-1)
+                if palette_weights.shape[0] != palette_lab.shape[0]:
+                    raise ValueError(f"{palette_lab.shape[0]} palette colours but "
+                                     f"{palette_weights.shape[0]} weights")
+        else:
+            palette_weights = None
         self.palette_lab = palette_lab
+        self.palette_weights = palette_weights
+
+    def set_palette_weights(self, palette_weights: np.ndarray | None) -> None:
+        """Give the current shot's palette colours their weights after :meth:`start_shot`
+        (for engines whose ``start_shot`` takes only references and colours)."""
+        if palette_weights is None or self.palette_lab is None:
+            self.palette_weights = None
+            return
+        w = np.asarray(palette_weights, dtype=np.float32).reshape(-1)
+        if w.shape[0] != self.palette_lab.shape[0]:
+            raise ValueError(f"{self.palette_lab.shape[0]} palette colours but {w.shape[0]} weights")
+        self.palette_weights = w
 
     def colorize_frame(self, L: np.ndarray) -> tuple[np.ndarray, float]:
         """Chroma of the next frame of the shot.
@@ -328,6 +351,77 @@ def limit_chroma_to_gamut(L: np.ndarray, ab: np.ndarray, *, margin: float = 0.97
     cmax *= np.float32(margin)
     scale = np.minimum(cmax / np.maximum(chroma, np.float32(1e-6)), np.float32(1.0))
     return ab.astype(np.float32, copy=False) * scale[..., None]
+
+
+def palette_chroma(
+    L: np.ndarray,
+    colors_lab: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    sigma_L: float = 10.0,
+    L_stats: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Chroma that a palette gives each pixel by its luminance (notes 003 §9.1), float32 (H, W, 2).
+
+    1. Optionally (``L_stats = (mean, std)`` of the shot's L) remap L to the palette's weighted
+       L distribution, Welsh-style: ``L' = (L − mean) σ_P / std + μ_P`` (σ_P floored at 1), so a
+       darker or brighter shot still meets the palette's tones; shot statistics, not per-frame
+       ones, so the mapping cannot flicker.
+    2. Soft assignment in L: ``α_k(x) ∝ w_k exp(−(L'(x) − L_k)² / (2 σ_L²))``, normalised over
+       the palette colours of weight > 0 (all colours when no weights are given).
+    3. ``ab(x) = Σ_k α_k(x) (a_k, b_k)``.
+
+    Deterministic in L, hence temporally stable; it knows brightness, not objects.
+
+    Example
+    -------
+    >>> pal = np.array([[20, 30, 10], [80, -10, 40]], np.float32)
+    >>> ab = palette_chroma(np.array([[20.0, 80.0]], np.float32), pal, np.array([0.5, 0.5]))
+    >>> np.round(ab, 1).tolist()
+    [[[30.0, 10.0], [-10.0, 40.0]]]
+    """
+    cols = np.asarray(colors_lab, np.float32).reshape(-1, 3)
+    w = (np.ones(cols.shape[0], np.float32) if weights is None
+         else np.asarray(weights, np.float32).reshape(-1))
+    use = w > 0
+    if not np.any(use):
+        use[:] = True
+        w = np.ones_like(w)
+    cols, w = cols[use], w[use] / w[use].sum()
+    L = np.asarray(L, np.float32)
+    if L_stats is not None:
+        mu_p = float((w * cols[:, 0]).sum())
+        sd_p = max(float(np.sqrt((w * (cols[:, 0] - mu_p) ** 2).sum())), 1.0)
+        mean, std = float(L_stats[0]), max(float(L_stats[1]), 1.0)
+        L = (L - np.float32(mean)) * np.float32(sd_p / std) + np.float32(mu_p)
+    d = L[..., None] - cols[:, 0]
+    logit = np.log(w)[None] - d.reshape(-1, cols.shape[0]) ** 2 / np.float32(2.0 * sigma_L ** 2)
+    logit -= logit.max(axis=1, keepdims=True)
+    alpha = np.exp(logit)
+    alpha /= alpha.sum(axis=1, keepdims=True)
+    return (alpha @ cols[:, 1:]).reshape(L.shape + (2,)).astype(np.float32)
+
+
+def pull_to_palette(
+    ab: np.ndarray, confidence: np.ndarray, palette_ab: np.ndarray, *,
+    strength: float = 1.0, low_confidence: float = 1.0,
+) -> np.ndarray:
+    """Blend ``ab`` toward ``palette_ab`` where ``confidence`` is low, float32 (H, W, 2).
+
+    Weight ``β = strength · clip(1 − confidence / low_confidence, 0, 1)``: with
+    ``low_confidence = 1`` this is ``strength · (1 − confidence)``; smaller values leave pixels
+    above that confidence untouched. ``ab + β (palette_ab − ab)``.
+
+    Example
+    -------
+    >>> ab = np.zeros((1, 2, 2), np.float32); pal = np.full((1, 2, 2), 10, np.float32)
+    >>> pull_to_palette(ab, np.array([[0.0, 1.0]]), pal)[..., 0].tolist()
+    [[10.0, 0.0]]
+    """
+    c = np.asarray(confidence, np.float32)
+    beta = np.float32(strength) * np.clip(1.0 - c / np.float32(max(low_confidence, 1e-6)), 0.0, 1.0)
+    ab = ab.astype(np.float32, copy=False)
+    return ab + beta[..., None] * (palette_ab - ab)
 
 
 def normalized_luminance(L: np.ndarray) -> np.ndarray:

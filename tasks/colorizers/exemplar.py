@@ -35,6 +35,17 @@ smoothing over the frame and its two neighbours *inside the shot* (nothing bleed
 ends), then L-guided upsampling of ab to full resolution and gamut limiting
 (:meth:`~reel.tasks.colorizers.base.Colorizer.to_full`). The output's L is the source's L.
 
+**Palette constraint** (optional; notes 003 §9.1). With a shot palette (``start_shot``'s
+``palette_lab``/weights), ``palette_strength > 0`` pulls the chroma of low-confidence pixels
+toward the palette colour their luminance selects (:func:`~reel.tasks.colorizers.base.palette_chroma`:
+soft assignment in L after remapping the shot's L statistics to the palette's), with weight
+``palette_strength · clip(1 − confidence / palette_low_confidence, 0, 1)``
+(:func:`~reel.tasks.colorizers.base.pull_to_palette`), on the analysis grid before upsampling.
+``palette_fill > 0`` colours shots *without references* that way (confidence 0 everywhere,
+computed directly at full resolution since it depends on L only) instead of leaving them gray;
+their reported confidence stays 0. With both at 0, or without a
+palette, the output is exactly the engine's output without this feature.
+
 Analysis arrays (a few bytes per analysis pixel and frame) stay in memory up to
 ``max_in_memory_mb``, beyond that in temporary memory-mapped files. Without references the engine
 outputs gray with confidence 0. The per-frame confidence is the mean of the final per-pixel map.
@@ -60,7 +71,12 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from reel.tasks.colorizers import COLORIZERS
-from reel.tasks.colorizers.base import Colorizer
+from reel.tasks.colorizers.base import (
+    Colorizer,
+    limit_chroma_to_gamut,
+    palette_chroma,
+    pull_to_palette,
+)
 from reel.tasks.colorizers.correspondence import (  # noqa: F401  (re-exported)
     check_features,
     Alignment,
@@ -192,6 +208,16 @@ class ExemplarPropagateColorizer(Colorizer):
         Analysis arrays beyond this go to temporary memory-mapped files.
     seed : int
         Seed of the reference subsampling.
+    palette_strength : float
+        Pull of low-confidence chroma toward the palette in shots with references (0: off).
+    palette_low_confidence : float
+        Confidence at and above which pixels are not pulled (1: weight ``strength·(1−conf)``).
+    palette_fill : float
+        Chroma gain of the palette colours in shots without references (0: gray, as before).
+    palette_sigma_L : float
+        L tolerance (L* units) of the palette's soft assignment (notes 003 §9.1 suggest ≈10;
+        5 keeps reference-less shots more colourful: Calais shot 0, colourfulness 18.5 vs 7.0
+        and palette coverage 0.67 vs 0.40).
     **common
         ``analysis_width_px``, ``guided_radius_px``, ``guided_eps`` (see :class:`Colorizer`).
     """
@@ -222,6 +248,10 @@ class ExemplarPropagateColorizer(Colorizer):
         flow_preset: str = "medium",
         max_in_memory_mb: float = 256.0,
         seed: int = 0,
+        palette_strength: float = 0.0,
+        palette_low_confidence: float = 1.0,
+        palette_fill: float = 1.0,
+        palette_sigma_L: float = 5.0,
         **common,
     ) -> None:
         super().__init__(
@@ -235,6 +265,9 @@ class ExemplarPropagateColorizer(Colorizer):
             unverified_weight=float(unverified_weight),
             refine_radius_px=int(refine_radius_px), temporal_weight=float(temporal_weight),
             flow_preset=str(flow_preset), max_in_memory_mb=float(max_in_memory_mb), seed=int(seed),
+            palette_strength=float(palette_strength),
+            palette_low_confidence=float(palette_low_confidence),
+            palette_fill=float(palette_fill), palette_sigma_L=float(palette_sigma_L),
             **common,
         )
         check_features(self, features)
@@ -255,12 +288,14 @@ class ExemplarPropagateColorizer(Colorizer):
         self._knn = None
         self._knn_frames: set[int] = set()
         self._n_frames = 0
+        self._L_stats: tuple[float, float] | None = None
         self.keyframes: list[int] = []
 
     def start_shot(
-        self, references_lab: Sequence[np.ndarray], palette_lab: np.ndarray | None = None
+        self, references_lab: Sequence[np.ndarray], palette_lab: np.ndarray | None = None,
+        palette_weights: np.ndarray | None = None,
     ) -> None:
-        super().start_shot(references_lab, palette_lab)
+        super().start_shot(references_lab, palette_lab, palette_weights)
         self._reset_state()
         self._corr = make_correspondence(self, self.references_lab) if self.references_lab else None
 
@@ -273,7 +308,15 @@ class ExemplarPropagateColorizer(Colorizer):
         self._reset_state()
         p = self.params
         if self._corr is None:  # gray output: only count the frames
-            self._n_frames = sum(1 for _ in frames_L)
+            if self._palette_on(p["palette_fill"]):  # ... or palette colours: L statistics too
+                acc = np.zeros(3)
+                for L in frames_L:
+                    La = self.to_analysis(L).astype(np.float64)
+                    acc += (1.0, La.mean(), (La * La).mean())
+                    self._n_frames += 1
+                self._set_L_stats(acc)
+            else:
+                self._n_frames = sum(1 for _ in frames_L)
             return
         self._spool = FrameSpool(max_in_memory_mb=p["max_in_memory_mb"] / 8)
         for L in frames_L:
@@ -282,6 +325,12 @@ class ExemplarPropagateColorizer(Colorizer):
         if self._n_frames == 0:
             return
         grays = self._spool.finish()
+        if self._palette_on(p["palette_strength"]):
+            acc = np.zeros(3)
+            for g in grays:
+                La = g.astype(np.float64) * (1.0 / 2.55)
+                acc += (1.0, La.mean(), (La * La).mean())
+            self._set_L_stats(acc)
         store = ShotArrays(max_in_memory_mb=p["max_in_memory_mb"])
         self._flow = flow = ShotFlow(grays, preset=p["flow_preset"], store=store)
         T, h, w = grays.shape
@@ -436,15 +485,39 @@ class ExemplarPropagateColorizer(Colorizer):
                                      f"({self._n_frames})")
                 n += 1
                 if self._ab is None:
-                    yield self.neutral(L), 0.0
+                    if self._L_stats is not None:  # no references: palette colours (conf 0),
+                        # a function of L, so computed at full resolution (no upsampling)
+                        ab = self._palette_ab(L) * np.float32(self.params["palette_fill"])
+                        yield limit_chroma_to_gamut(L, ab), 0.0
+                    else:
+                        yield self.neutral(L), 0.0
                     continue
                 ab = self._smoothed(t)
                 La = self.to_analysis(L)
+                if self._L_stats is not None:  # palette constraint on low-confidence pixels
+                    ab = pull_to_palette(ab, self._conf[t].astype(np.float32), self._palette_ab(La),
+                                         strength=self.params["palette_strength"],
+                                         low_confidence=self.params["palette_low_confidence"])
                 yield self.to_full(ab, L, La), float(self._conf_mean[t])
             if n != self._n_frames:
                 raise ValueError(f"render pass got {n} frames, the analysis pass {self._n_frames}")
         finally:
             self._reset_state()
+
+    # --- palette constraint -----------------------------------------------------------------------
+    def _palette_on(self, amount: float) -> bool:
+        return amount > 0 and self.palette_lab is not None and len(self.palette_lab) > 0
+
+    def _set_L_stats(self, acc: np.ndarray) -> None:
+        """Shot L mean and std from accumulated (frames, Σ mean, Σ mean of squares)."""
+        if acc[0] <= 0:
+            return
+        mean = acc[1] / acc[0]
+        self._L_stats = (float(mean), float(np.sqrt(max(acc[2] / acc[0] - mean * mean, 0.0))))
+
+    def _palette_ab(self, La: np.ndarray) -> np.ndarray:
+        return palette_chroma(La, self.palette_lab, self.palette_weights,
+                              sigma_L=self.params["palette_sigma_L"], L_stats=self._L_stats)
 
     def _smoothed(self, t: int) -> np.ndarray:
         """Frame t's ab averaged with its flow-warped neighbours inside the shot."""

@@ -121,3 +121,132 @@ def test_nearest_palette_ab():
     np.testing.assert_allclose(snapped[1], pal.colors_lab[:, 1:])
     L = np.broadcast_to(pal.colors_lab[:, 0], (2, 3))
     np.testing.assert_allclose(nearest_palette_ab(ab, pal, L), snapped)
+
+
+# --- §8.1 procedure, pooled and GMM palettes (issue 6) ------------------------------------------
+def _note_81(frame: np.ndarray, k: int, seed: int, n_sample: int, min_rgb_var=None):
+    """The pseudo-code of notes 003 §8.1, line by line, as the oracle."""
+    from skimage.color import rgb2lab
+    from sklearn.cluster import KMeans
+
+    x = frame.reshape(-1, 3).astype(np.float64)
+    if min_rgb_var is not None:
+        x = x[x.var(axis=1) >= min_rgb_var]
+    rng = np.random.default_rng(seed)
+    if len(x) > n_sample:
+        x = x[rng.choice(len(x), n_sample, replace=False)]
+    lab = rgb2lab((x / 255)[None])[0]
+    km = KMeans(n_clusters=k, init="k-means++", n_init=4, max_iter=300, tol=1e-4,
+                random_state=seed).fit(lab)
+    w = np.bincount(km.labels_, minlength=k) / len(lab)
+    order = np.lexsort((-km.cluster_centers_[:, 0], -w))
+    return km.cluster_centers_[order], w[order]
+
+
+@pytest.mark.parametrize("min_rgb_var", [None, 50.0])
+def test_extract_palette_follows_note_8_1_exactly(min_rgb_var):
+    img = _noisy(_blocks(120, 240), 30.0, seed=5)
+    img[:40, :60] = 128  # some gray pixels for the vivid filter to drop
+    centres, w = _note_81(img, 5, 11, 6000, min_rgb_var)
+    pal = extract_palette([img], k=5, seed=11, max_pixels=6000, min_rgb_var=min_rgb_var)
+    np.testing.assert_allclose(pal.colors_lab, centres, atol=1e-4)
+    np.testing.assert_allclose(pal.weights, w, atol=1e-7)
+
+
+def test_vivid_filter_runs_before_the_subsample():
+    # 100 red pixels among 40 000 gray: filtering first keeps all red ones in a 50-pixel sample
+    img = np.full((200, 200, 3), 128, np.uint8)
+    img[:10, :10] = RED
+    pal = extract_palette([img], k=2, seed=0, max_pixels=50, min_rgb_var=50)
+    assert pal.weights[0] == 1.0 and np.linalg.norm(pal.colors_lab[0] - _lab(RED)) < 1.0
+
+
+def test_pooled_palette_weights_by_shot_length_and_is_deterministic():
+    from reel.tasks.palette import pooled_palette
+
+    red = np.full((40, 40, 3), RED, np.uint8)
+    blue = np.full((10, 10, 3), BLUE, np.uint8)  # small image, long shot: its weight counts
+    pal = pooled_palette([red, blue], [100, 300], k=2, seed=0, max_pixels=2000)
+    assert pal.source == "pooled"
+    np.testing.assert_allclose(pal.weights, [0.75, 0.25], atol=1e-6)
+    assert np.linalg.norm(pal.colors_lab[0] - _lab(BLUE)) < 1.0
+    again = pooled_palette([red, blue], [100, 300], k=2, seed=0, max_pixels=2000)
+    assert again.colors_lab.tobytes() == pal.colors_lab.tobytes()
+    with pytest.raises(ValueError):
+        pooled_palette([red, blue], [1.0], k=2)
+
+
+def test_luminance_modes_weight_ordered():
+    from reel.tasks.palette import luminance_modes
+
+    rng = np.random.default_rng(0)
+    L = np.r_[rng.normal(20, 1, 3000), rng.normal(60, 1, 2000), rng.normal(85, 1, 1000)]
+    c, w = luminance_modes(L, k=3, seed=0)
+    np.testing.assert_allclose(c, [20, 60, 85], atol=0.3)
+    np.testing.assert_allclose(w, [0.5, 1 / 3, 1 / 6], atol=1e-6)
+    c1, w1 = luminance_modes(np.full(50, 42.0), k=3)
+    assert c1.tolist() == [42.0] * 3 and w1.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_gmm_palette_seeded_conditioned_on_luminance_and_in_gamut():
+    from reel.models.palette_gmm import PaletteGMM
+    from reel.tasks.colorizers.base import limit_chroma_to_gamut
+    from reel.tasks.palette import gmm_palette
+
+    model = PaletteGMM.load()
+    rng = np.random.default_rng(1)
+    dark = np.clip(np.r_[rng.normal(15, 3, 4000), rng.normal(35, 3, 2000)], 0, 100)
+    p1 = gmm_palette(dark, k=5, seed=42, model=model)
+    p2 = gmm_palette(dark, k=5, seed=42, model=model)
+    p3 = gmm_palette(dark, k=5, seed=43, model=model)
+    assert p1.colors_lab.tobytes() == p2.colors_lab.tobytes()
+    assert p1.colors_lab.tobytes() != p3.colors_lab.tobytes()
+    assert (p1.source, p1.seed, p1.model_version) == ("gmm", 42, model.version)
+    assert p1.model_version.startswith("palette-gmm-v1-")
+    # the palette's tones are the shot's luminance modes, weights their shares
+    assert p1.colors_lab[:, 0].max() < 45 and abs(float(p1.weights.sum()) - 1) < 1e-5
+    assert np.all(np.diff(p1.weights) <= 0)
+    # chroma is inside sRGB at each colour's L (gamut-limited, not clipped later)
+    lim = limit_chroma_to_gamut(p1.colors_lab[None, :, 0], p1.colors_lab[None, :, 1:])[0]
+    np.testing.assert_allclose(lim, p1.colors_lab[:, 1:], atol=1e-4)
+    # not gray: sampled from a model fitted on vivid pixels
+    assert float(np.hypot(p1.colors_lab[:, 1], p1.colors_lab[:, 2]).max()) > 3.0
+
+
+def test_palette_record_round_trip_with_source_and_old_schema(tmp_path):
+    import json
+
+    pal = Palette(np.array([[50, 10, 20], [70, -5, 5]], np.float32), np.array([0.6, 0.4]), 2, 9,
+                  source="gmm", model_version="palette-gmm-v1-abc")
+    back = Palette.load(pal.save(tmp_path / "p.json"))
+    assert (back.source, back.model_version, back.seed) == ("gmm", "palette-gmm-v1-abc", 9)
+    old = pal.to_dict()
+    old.update(schema_version=1)
+    del old["source"], old["model_version"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert Palette.load(tmp_path / "old.json").source == "reference"
+    with pytest.raises(ValueError):
+        Palette(pal.colors_lab, pal.weights, 2, 0, source="made-up")
+
+
+def test_video_training_pixels_drop_gray(tmp_path):
+    from reel.tasks import media
+    from reel.tasks.palette import video_training_pixels
+
+    path = tmp_path / "clip.mkv"
+    with media.FrameWriter(path, 64, 32, "10/1", pix_fmt_in="rgb24") as w:
+        for i in range(12):
+            f = np.full((32, 64, 3), 120, np.uint8)
+            f[:, :16] = (200, 40, 40)  # a quarter of each frame is red
+            w.write(f)
+    x = video_training_pixels(path, frames=4, pixels_per_frame=100000, min_rgb_var=50, seed=0)
+    assert x.shape == (4 * 32 * 16, 3)
+    assert np.all(np.hypot(x[:, 1], x[:, 2]) > 40)  # only the red pixels (no gray ones) remain
+
+
+def test_derive_seed_is_stable_and_31_bit():
+    from reel.tasks.palette import derive_seed
+
+    s = derive_seed(0, "abc", 30)
+    assert s == derive_seed(0, "abc", 30) and 0 <= s < 2**31
+    assert s != derive_seed(0, "abc", 31) and s != derive_seed(1, "abc", 30)
