@@ -277,13 +277,18 @@ def plan_shots(s: Settings, item_id: int, run_id: int, item_work_dir: Path) -> d
             version = shot.output_version
             made_by = db.scalar(select(m.RerunRequest).where(
                 m.RerunRequest.shot_id == shot.id, m.RerunRequest.status == m.RerunStatus.DONE,
-                m.RerunRequest.output_version == version).order_by(m.RerunRequest.id.desc()).limit(1))
+                m.RerunRequest.output_version <= version)  # a version made by `reel edit`
+                .order_by(m.RerunRequest.output_version.desc(), m.RerunRequest.id.desc()).limit(1))
             params: dict[str, Any] = {}
             if made_by is not None:
                 try:
                     params = _check_request(db, shot, made_by.params)
                 except (RerunParamsError, UnknownEngineError, KeyError):
                     params = {}
+            if shot.status not in DECIDED:  # region edits added/cleared since: a new version
+                from reel.flows.edits import version_for_edits
+
+                version = version_for_edits(db, shot, version, run_id)
             work = shot_output_dir(item_work_dir, shot.index, version)
             keep = shot.status in DECIDED and (work / "restored.mkv").is_file()
             plans[shot.id] = ShotPlan(shot.id, shot.index, version, work, keep=keep,
@@ -307,6 +312,9 @@ def finish_shot(s: Settings, run_id: int, plan: ShotPlan, *, ok: bool,
                        .where(m.StageResult.run_id == run_id, m.StageResult.shot_id == plan.shot_id)
                        .values(output_version=plan.output_version))
         if plan.request_id is None:
+            shot = db.get(m.Shot, plan.shot_id) if ok else None
+            if shot is not None and plan.output_version > shot.output_version:  # `reel edit`
+                shot.output_version = plan.output_version
             return
         req = db.get(m.RerunRequest, plan.request_id)
         req.finished_at = m.utcnow()
@@ -356,169 +364,20 @@ def override_palette(selection, out_dir: str | os.PathLike, *, palette: dict[str
 
 
 # ------------------------------------------------------------------------------------------
-# regional colour edit (a re-run with an edit)
+# regional colour edit: moved to reel.tasks.edit (kept importable from here)
 # ------------------------------------------------------------------------------------------
 
-
-@dataclass
-class EditResult:
-    """What :func:`regional_edit` returns to the flow (QC reads ``out_path``)."""
-
-    out_path: Path
-    n_frames: int
-    mean_shift_ab: float
-    engine: dict
-    seconds: float
-
-
-def target_ab(hex_rgb: str) -> np.ndarray:
-    """Lab chroma ``(a, b)`` (float32) of a ``#rrggbb`` colour.
-
-    Example
-    -------
-    >>> [round(float(v)) for v in target_ab("#808080")]
-    [0, 0]
-    """
-    from reel.tasks.colorspace import rgb_to_lab
-
-    h = hex_rgb.lstrip("#")
-    rgb = np.array([[[int(h[i:i + 2], 16) for i in (0, 2, 4)]]], np.uint8)
-    return rgb_to_lab(rgb)[0, 0, 1:].astype(np.float32)
-
-
-def region_mask(shape_hw: tuple[int, int], region: dict[str, Any],
-                labels_hw: np.ndarray | None = None, *, feather_px: float = 2.0) -> np.ndarray:
-    """Soft mask (float32 in [0, 1], shape ``shape_hw``) of an edit region.
-
-    Parameters
-    ----------
-    shape_hw : (H, W) of the frames.
-    region : ``{"labels": [ids]}`` (needs ``labels_hw``, the frame's uint16 label map at any
-        resolution; resized with nearest neighbour) or ``{"box": [x0, y0, x1, y1]}`` in
-        fractions of the width and height.
-    feather_px : Gaussian sigma (pixels) softening the border, so no hard seam appears.
-
-    Example
-    -------
-    >>> mk = region_mask((4, 8), {"box": [0.0, 0.0, 0.5, 1.0]}, feather_px=0)
-    >>> mk.dtype, float(mk[:, :4].min()), float(mk[:, 4:].max())
-    (dtype('float32'), 1.0, 0.0)
-    """
-    import cv2
-
-    H, W = int(shape_hw[0]), int(shape_hw[1])
-    if "labels" in region:
-        if labels_hw is None:
-            raise ValueError("a labels region needs the segmentation label map")
-        hit = np.isin(labels_hw, np.asarray(region["labels"], dtype=labels_hw.dtype))
-        mask = cv2.resize(hit.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST)
-        mask = mask.astype(np.float32)
-    else:
-        x0, y0, x1, y1 = region["box"]
-        mask = np.zeros((H, W), np.float32)
-        c0, c1 = int(round(x0 * W)), int(round(x1 * W))
-        r0, r1 = int(round(y0 * H)), int(round(y1 * H))
-        mask[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = 1.0
-    if feather_px > 0:
-        mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=float(feather_px), sigmaY=float(feather_px))
-    return np.clip(mask, 0.0, 1.0).astype(np.float32)
-
-
-def shift_region_ab(rgb_u8: np.ndarray, mask_f32: np.ndarray, delta_ab: np.ndarray) -> np.ndarray:
-    """Add ``mask * delta_ab`` to the chroma of an RGB frame, keeping its luminance L.
-
-    Parameters
-    ----------
-    rgb_u8 : (H, W, 3) uint8 frame.
-    mask_f32 : (H, W) float32 weights in [0, 1].
-    delta_ab : (2,) chroma shift in Lab a/b units.
-
-    Returns
-    -------
-    (H, W, 3) uint8; L of the output equals L of the input (up to 8-bit rounding).
-
-    Example
-    -------
-    >>> f = np.full((2, 2, 3), 128, np.uint8)
-    >>> out = shift_region_ab(f, np.array([[1, 0], [0, 0]], np.float32), np.array([30, 0], np.float32))
-    >>> bool(out[0, 0, 0] > out[0, 0, 1]), out[1, 1].tolist()
-    (True, [128, 128, 128])
-    """
-    from reel.tasks.colorspace import lab_to_rgb, rgb_to_lab
-
-    lab = rgb_to_lab(rgb_u8)
-    ab = lab[..., 1:] + mask_f32[..., None] * np.asarray(delta_ab, np.float32)[None, None, :]
-    return lab_to_rgb(lab[..., 0], ab)
-
-
-def regional_edit(in_path: str | os.PathLike, out_path: str | os.PathLike, edit: dict[str, Any], *,
-                  labels_path: str | os.PathLike | None = None,
-                  feather_px: float = 2.0) -> EditResult:
-    """Move the mean chroma of a region of a restored shot towards a target colour.
-
-    Two streaming passes over ``in_path``: the first measures the region's mask-weighted mean
-    chroma over the whole shot, the second adds ``strength * (target_ab - mean_ab)`` inside the
-    (feathered) region of every frame, so the region keeps its texture and its frame-to-frame
-    variation, and L is untouched. Writes a lossless FFV1 ``out_path``.
-
-    Example
-    -------
-    >>> regional_edit("v2/harmonized.mkv", "v2/restored.mkv",  # doctest: +SKIP
-    ...               {"region": {"labels": [3]}, "target_rgb": "#4a7ab5", "strength": 1.0},
-    ...               labels_path="v2/labels.npz")
-    """
-    from reel.registry import params_hash
-    from reel.tasks import media
-    from reel.tasks.colorspace import rgb_to_lab
-
-    t0 = time.perf_counter()
-    edit = validate_rerun_params({"edit": edit})["edit"]
-    region = edit["region"]
-    labels = None
-    if "labels" in region:
-        if labels_path is None:
-            raise ValueError("a labels region needs the shot's segmentation (labels.npz)")
-        with np.load(labels_path) as npz:
-            labels = np.asarray(npz["labels"])
-    info = media.probe(in_path)
-    W, H = (int(v) for v in info.display_size)
-
-    def masks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for t, frame in enumerate(media.iter_frames(in_path, pix_fmt="rgb24")):
-            lab_t = None if labels is None else labels[min(t, labels.shape[0] - 1)]
-            yield frame, region_mask((H, W), region, lab_t, feather_px=feather_px)
-
-    weight = 0.0
-    acc = np.zeros(2, np.float64)
-    for frame, mask in masks():
-        ab = rgb_to_lab(frame)[..., 1:]
-        acc += (ab * mask[..., None]).reshape(-1, 2).sum(0, dtype=np.float64)
-        weight += float(mask.sum(dtype=np.float64))
-    if weight <= 0:
-        raise ValueError(f"the edit region {region} is empty in every frame")
-    delta = (target_ab(edit["target_rgb"]) - (acc / weight).astype(np.float32)) * edit["strength"]
-    desc = {"engine": "regional-edit", "engine_version": "1", "params": edit,
-            "params_hash": params_hash(edit), "weights_sha256": None}
-    out_path = Path(out_path)
-    n = 0
-    with media.FrameWriter(out_path, W, H, info.fps, pix_fmt_in="rgb24",
-                           metadata={"reel_stage": "regional-edit",
-                                     "reel_params_hash": desc["params_hash"]}) as writer:
-        for frame, mask in masks():
-            writer.write(shift_region_ab(frame, mask, delta))
-            n += 1
-    return EditResult(out_path=out_path, n_frames=n,
-                      mean_shift_ab=float(np.hypot(*delta) * weight / max(1, n * H * W)),
-                      engine=desc, seconds=time.perf_counter() - t0)
+from reel.tasks.edit import (  # noqa: E402,F401
+    EditResult,
+    region_mask,
+    regional_edit,
+    shift_region_ab,
+    target_ab,
+)
 
 
 def _palette_for_flow(selection, out_dir, *, palette: dict[str, Any], seed: int = 0):
     return override_palette(selection, out_dir, palette=palette, seed=seed)
-
-
-def _edit_for_flow(harmonized, out_path, *, edit: dict[str, Any], segmentation=None) -> EditResult:
-    return regional_edit(harmonized.out_path, out_path, edit,
-                         labels_path=segmentation.labels_path if segmentation is not None else None)
 
 
 _TASKS: dict[str, Any] = {}
@@ -526,14 +385,16 @@ _TASKS: dict[str, Any] = {}
 
 def __getattr__(name: str) -> Any:
     """Prefect tasks, created on first use (so ``reel users``/``reel review`` skip Prefect)."""
-    if name in ("palette_override_task", "regional_edit_task"):
+    if name == "regional_edit_task":  # the edit task lives in reel.tasks.edit
+        from reel.tasks import edit
+
+        return edit.edit_shot_task
+    if name == "palette_override_task":
         if name not in _TASKS:
             from prefect import task
             from prefect.cache_policies import NO_CACHE
 
-            fn, task_name = ((_palette_for_flow, "palette-override") if name == "palette_override_task"
-                             else (_edit_for_flow, "regional-edit"))
-            _TASKS[name] = task(name=task_name, cache_policy=NO_CACHE)(fn)
+            _TASKS[name] = task(name="palette-override", cache_policy=NO_CACHE)(_palette_for_flow)
         return _TASKS[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
