@@ -25,6 +25,10 @@ harmonizer and colorizers use them as regions of consistent colour.
        must cover at least ``match_min_overlap`` of its area with that id). Unmatched new
        regions get new ids.
     4. Ids are renumbered 0..K-1 in order of first appearance (raster order, frame by frame).
+    5. **Person region** (optional, :mod:`reel.tasks.people`, MediaPipe selfie segmentation when
+       installed): person pixels of each frame are overwritten with one extra region, always
+       the highest id K, so later stages can address "person"; the regions beneath keep
+       propagating. :func:`segment_shot` writes its id to ``regions.json``.
 
 Example
 -------
@@ -41,17 +45,18 @@ from __future__ import annotations
 
 import heapq
 import io
+import json
 import os
 import zipfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from reel.registry import Engine, Registry
+from reel.registry import Engine, Registry, params_hash
 from reel.tasks.colorspace import gray_to_L
 
 
@@ -67,6 +72,14 @@ class SegmentResult:
     #: ``Engine.describe()`` of the segmenter (name, version, parameters).
     engine: dict = field(default_factory=dict)
     seconds: float = 0.0
+    #: Id of the person region in the label map (None: no person mask or nobody found).
+    person_region: int | None = None
+    #: Mean fraction of the frame covered by the person region.
+    person_fraction: float = 0.0
+    #: Size of labels.npz divided by the number of frames.
+    bytes_per_frame: float = 0.0
+    #: ``regions.json``: region names ({"person": id}), n_regions, person_fraction.
+    regions_path: Path | None = None
 
 
 @dataclass
@@ -76,6 +89,8 @@ class Segmentation:
     labels: np.ndarray  # (T, h, w) uint16
     label_stability: float
     n_resegmented: int
+    #: Id of the merged person region (always the highest id), None when there is none.
+    person_id: int | None = None
 
     @property
     def n_regions(self) -> int:
@@ -85,11 +100,19 @@ class Segmentation:
 
 SEGMENTERS: Registry["Segmenter"] = Registry("segmentation")
 
+#: Temporary id of person pixels inside an engine (renumbered to the highest id at the end).
+PERSON_SENTINEL = 65535
+
 
 class Segmenter(Engine):
-    """Base class: ``segment(frames) -> Segmentation`` over uint8 gray frames (h, w)."""
+    """Base class: ``segment(frames) -> Segmentation`` over uint8 gray frames (h, w).
 
-    def segment(self, frames: Iterable[np.ndarray]) -> Segmentation:
+    ``person_mask``, when given, is called on every frame in order and returns a bool (h, w)
+    mask; its pixels form one extra region, the person region (:attr:`Segmentation.person_id`).
+    """
+
+    def segment(self, frames: Iterable[np.ndarray],
+                person_mask: Callable[[np.ndarray], np.ndarray] | None = None) -> Segmentation:
         raise NotImplementedError
 
 
@@ -455,15 +478,21 @@ class SlicFlowSegmenter(Segmenter):
         return out
 
     # Main -----------------------------------------------------------------------------------
-    def segment(self, frames: Iterable[np.ndarray]) -> Segmentation:
+    def segment(self, frames: Iterable[np.ndarray],
+                person_mask: Callable[[np.ndarray], np.ndarray] | None = None) -> Segmentation:
         """Labels for a shot's uint8 gray frames; label stability measured with forward flow.
 
         The stability (see :func:`label_stability`) uses the forward flow frame t-1 -> t,
-        computed separately from the backward flow the propagation uses.
+        computed separately from the backward flow the propagation uses, and is measured on
+        the final labels (person region included). With ``person_mask`` the person pixels of
+        each frame are overwritten with the person region *after* propagation: the underlying
+        regions keep propagating beneath the person, so they reappear with their old ids when
+        the person moves away.
         """
         dis_b, dis_f = self._flow(), self._flow()
         out: list[np.ndarray] = []
-        prev = prev_lab = None
+        prev = prev_lab = prev_final = None
+        has_person = False
         next_id = 0
         survived = counted = 0
         n_reseg = 0
@@ -502,50 +531,85 @@ class SlicFlowSegmenter(Segmenter):
                     if sp is not None:
                         lab = vote_superpixels(lab, sp, ~bad)
                 lab = self.remove_fragments(lab)
+            if next_id > PERSON_SENTINEL:
+                raise ValueError(f"more than {PERSON_SENTINEL} region ids in one shot")
+            final = lab
+            if person_mask is not None:
+                pm = np.asarray(person_mask(g), bool)
+                if pm.shape != g.shape:
+                    raise ValueError(f"person mask {pm.shape} does not match the frame {g.shape}")
+                if pm.any():
+                    final = np.where(pm, PERSON_SENTINEL, lab)
+                    has_person = True
+            if prev is not None:
                 fwd = dis_f.calc(prev, g, None)  # prev(x) ~ g(x + fwd(x))
-                s, c = pair_stability(prev_lab, lab, fwd)
+                s, c = pair_stability(prev_final, final, fwd)
                 survived += s
                 counted += c
-            if next_id > 65536:
-                raise ValueError("more than 65536 region ids in one shot")
-            out.append(lab.astype(np.uint16))  # ids < next_id <= 65536
-            prev, prev_lab = g, lab
+            out.append(final.astype(np.uint16))  # ids < next_id <= PERSON_SENTINEL
+            prev, prev_lab, prev_final = g, lab, final
         if not out:
             return Segmentation(np.zeros((0, 0, 0), np.uint16), 1.0, 0)
         stability = float(survived / counted) if counted else 1.0
-        return Segmentation(_renumber_frames(out, next_id), stability, n_reseg)
+        labels, person_id = _renumber_frames(out, PERSON_SENTINEL if has_person else None)
+        return Segmentation(labels, stability, n_reseg, person_id)
 
 
 # Files -------------------------------------------------------------------------------------------
-def save_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write ``labels`` (uint16) as a compressed ``.npz`` with key ``labels``.
+def save_labels(path: str | os.PathLike, labels: np.ndarray, person_id: int | None = None) -> Path:
+    """Write ``labels`` (uint16) as a compressed ``.npz`` with keys ``labels`` and ``person_id``.
 
-    Byte-for-byte deterministic (fixed zip timestamp) and atomic (temporary name, then rename).
-    Read back with ``np.load(path)["labels"]``.
+    ``person_id`` is a 0-d int32 array, -1 when there is no person region. Byte-for-byte
+    deterministic (fixed zip timestamp) and atomic (temporary name, then rename). Read back
+    with ``np.load(path)["labels"]`` (see :func:`load_labels`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(labels, dtype=np.uint16), allow_pickle=False)
-    info = zipfile.ZipInfo("labels.npy", date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
+    members = {"labels": np.ascontiguousarray(labels, dtype=np.uint16),
+               "person_id": np.array(-1 if person_id is None else int(person_id), np.int32)}
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
-        zf.writestr(info, buf.getvalue(), compresslevel=6)
+        for name, arr in members.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue(), compresslevel=6)
     os.replace(tmp, path)
     return path
 
 
-def overlay_image(gray: np.ndarray, labels: np.ndarray, alpha: float = 0.3) -> np.ndarray:
-    """BGR uint8 image: ``gray`` tinted per region (fixed colours by id), boundaries in red."""
+def load_labels(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
+    """``(labels (T, h, w) uint16, person id or None)`` from a :func:`save_labels` file."""
+    with np.load(path) as z:
+        labels = np.asarray(z["labels"])
+        pid = int(z["person_id"]) if "person_id" in z.files else -1
+    return labels, (pid if pid >= 0 else None)
+
+
+def overlay_image(gray: np.ndarray, labels: np.ndarray, alpha: float = 0.3,
+                  person_id: int | None = None) -> np.ndarray:
+    """BGR uint8 image: ``gray`` tinted per region (fixed colours by id), boundaries in red.
+
+    The person region (``person_id``) is tinted magenta more strongly, outlined in green and
+    labelled "person".
+    """
     from skimage.segmentation import find_boundaries
 
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR).astype(np.float32)
     lut = _id_colours(int(labels.max()) + 1)
     tinted = (1 - alpha) * base + alpha * lut[labels]
+    person = labels == person_id if person_id is not None else None
+    if person is not None and person.any():
+        tinted[person] = 0.45 * base[person] + 0.55 * np.array([255.0, 0.0, 255.0], np.float32)
     out = np.clip(np.rint(tinted), 0, 255).astype(np.uint8)
     out[find_boundaries(labels, mode="inner")] = (0, 0, 255)
+    if person is not None and person.any():
+        out[find_boundaries(person, mode="inner")] = (0, 255, 0)
+        ys, xs = np.nonzero(person)
+        org = (int(xs.min()), max(int(ys.min()) - 3, 10))
+        cv2.putText(out, "person", org, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 0), 1, cv2.LINE_AA)
     return out
 
 
@@ -557,12 +621,16 @@ def segment_shot(
     *,
     engine: str = "slic-flow",
     analysis_width_px: int = 320,
+    people: bool | None = None,
+    people_params: dict | None = None,
     **params,
 ) -> SegmentResult:
     """Segment shot ``[start, stop)`` of ``src`` into temporally consistent regions.
 
-    Writes ``out_dir/labels.npz`` ((T, h, w) uint16 at analysis resolution, key ``labels``) and
-    ``out_dir/overlay.png`` (the middle frame with regions tinted and boundaries drawn).
+    Writes ``out_dir/labels.npz`` ((T, h, w) uint16 at analysis resolution, keys ``labels`` and
+    ``person_id``, deflate-compressed), ``out_dir/regions.json`` (``{"regions": {"person": id},
+    "n_regions", "person_fraction", "bytes_per_frame"}``) and ``out_dir/overlay.png`` (the
+    middle frame with regions tinted, boundaries drawn and the person region outlined).
 
     Parameters
     ----------
@@ -571,6 +639,9 @@ def segment_shot(
     out_dir : the shot's work folder
     engine : name in :data:`SEGMENTERS`
     analysis_width_px : frames are decoded gray at this width (aspect kept)
+    people : merge a person region from :class:`reel.tasks.people.PersonMasker`; None (default)
+        = when MediaPipe is installed, True = required (ImportError without it), False = never
+    people_params : keyword arguments of :class:`~reel.tasks.people.PersonMasker`
     **params : engine parameters
 
     Examples
@@ -587,6 +658,16 @@ def segment_shot(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     segmenter = SEGMENTERS.create(engine, **params)
+    describe = segmenter.describe()
+    masker = None
+    if people is None or people:
+        from reel.tasks import people as ppl
+
+        if people or ppl.people_available():
+            masker = ppl.PersonMasker(**(people_params or {}))
+            describe["params"] = {**describe["params"], "people": masker.params}
+            describe["params_hash"] = params_hash(describe["params"])
+            describe["weights_sha256"] = masker.weights_sha256
     mid_offset = (stop - start) // 2
     kept: dict[str, tuple[int, np.ndarray]] = {}
 
@@ -597,15 +678,30 @@ def segment_shot(
             kept["last"] = (i, f)
             yield f
 
-    seg = segmenter.segment(frames())
+    try:
+        seg = segmenter.segment(frames(), person_mask=masker.mask if masker else None)
+    finally:
+        if masker is not None:
+            masker.close()
     n = seg.labels.shape[0]
     if n == 0:
         raise ValueError(f"{src}: no frames decoded in [{start}, {stop})")
     mid, mid_frame = kept.get("mid", kept["last"])
-    labels_path = save_labels(out_dir / "labels.npz", seg.labels)
+    labels_path = save_labels(out_dir / "labels.npz", seg.labels, seg.person_id)
+    bytes_per_frame = labels_path.stat().st_size / n
+    person_fraction = (float(np.mean(seg.labels == seg.person_id))
+                       if seg.person_id is not None else 0.0)
+    regions_path = out_dir / "regions.json"
+    doc = {"regions": {"person": seg.person_id} if seg.person_id is not None else {},
+           "n_regions": seg.n_regions, "person_fraction": round(person_fraction, 6),
+           "people_model": masker.params if masker else None,
+           "bytes_per_frame": round(bytes_per_frame, 1)}
+    tmp_json = regions_path.with_name(regions_path.name + ".tmp")
+    tmp_json.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_json, regions_path)
     overlay_path = out_dir / "overlay.png"
     tmp = out_dir / "overlay.tmp.png"
-    if not cv2.imwrite(str(tmp), overlay_image(mid_frame, seg.labels[mid])):
+    if not cv2.imwrite(str(tmp), overlay_image(mid_frame, seg.labels[mid], person_id=seg.person_id)):
         raise OSError(f"could not write {overlay_path}")
     os.replace(tmp, overlay_path)
     return SegmentResult(
@@ -614,8 +710,12 @@ def segment_shot(
         n_regions=seg.n_regions,
         label_stability=round(seg.label_stability, 6),
         n_frames=n,
-        engine=segmenter.describe(),
+        engine=describe,
         seconds=time.perf_counter() - t0,
+        person_region=seg.person_id,
+        person_fraction=round(person_fraction, 6),
+        bytes_per_frame=round(bytes_per_frame, 1),
+        regions_path=regions_path,
     )
 
 
@@ -628,24 +728,32 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return rank[np.searchsorted(uniq, flat)].reshape(labels.shape)
 
 
-def _renumber_frames(frames: list[np.ndarray], n_ids: int) -> np.ndarray:
+def _renumber_frames(frames: list[np.ndarray], person: int | None = None) -> tuple[np.ndarray, int | None]:
     """Stack uint16 label frames, ids renumbered 0..K-1 by first appearance (frame, then raster).
 
-    Works frame by frame with a lookup table, so memory stays at the output array.
+    The id ``person`` (if given and present) is kept out of that order and becomes K, the
+    highest id. Returns ``(labels, person id or None)``. Works frame by frame with a lookup
+    table, so memory stays at the output array.
     """
-    lut = np.full(max(n_ids, 1), -1, np.int64)
+    lut = np.full(65536, -1, np.int64)
     k = 0
-    out = np.empty((len(frames),) + frames[0].shape, np.uint16)
-    for t, f in enumerate(frames):
+    for f in frames:
         uniq, first = np.unique(f, return_index=True)
-        new = uniq[lut[uniq] < 0]
+        keep = lut[uniq] < 0
+        if person is not None:
+            keep &= uniq != person
+        new = uniq[keep]
         if new.size:
-            first_new = first[lut[uniq] < 0]
-            for v in new[np.argsort(first_new, kind="stable")]:
+            for v in new[np.argsort(first[keep], kind="stable")]:
                 lut[v] = k
                 k += 1
+    person_id = None
+    if person is not None and any(bool((f == person).any()) for f in frames):
+        lut[person] = person_id = k
+    out = np.empty((len(frames),) + frames[0].shape, np.uint16)
+    for t, f in enumerate(frames):
         out[t] = lut[f]
-    return out
+    return out, person_id
 
 
 def _id_colours(n: int) -> np.ndarray:
@@ -662,6 +770,8 @@ __all__ = [
     "Segmenter",
     "SlicFlowSegmenter",
     "label_stability",
+    "load_labels",
+    "PERSON_SENTINEL",
     "merge_regions",
     "overlay_image",
     "pair_stability",
