@@ -228,3 +228,165 @@ def test_over_segmented_scene_only_the_outlier_moves():
     assert adjusted == [0]
     out = h.apply(L, ab, full)
     assert np.linalg.norm(out[region].mean(0) - BG_AB) < 0.5 * np.linalg.norm(ab[region].mean(0) - BG_AB)
+
+
+# temporal-stats -------------------------------------------------------------------------------
+def _drifting(n=30, noise=0.0, seed=0):
+    """Frames whose region chroma drifts (a from 60 to 89) over a constant background."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(n):
+        ab = np.empty((24, 32, 2), np.float32)
+        ab[:] = BG_AB
+        lab = np.zeros((24, 32), np.uint16)
+        lab[6:18, 8:24] = 1
+        ab[6:18, 8:24] = (60.0 + t + noise * rng.standard_normal(), -40.0)
+        out.append((ab, lab))
+    return out
+
+
+def _fit_engine(engine, frames, **params):
+    h = HARMONIZERS.create(engine, feather_px=0.0, **params)
+    st = ShotChromaStats(keep_frames=h.keep_frame_stats)
+    for t, (ab, lab) in enumerate(frames):
+        st.update(ab, lab, t)
+    h.fit(st, None)
+    return h
+
+
+def test_temporal_stats_follows_a_drifting_region_shot_constant_does_not():
+    frames = _drifting()
+    L = np.full((24, 32), 50.0, np.float32)
+    errs = {}
+    for engine in ("temporal-stats", "palette-stats"):
+        h = _fit_engine(engine, frames, strength=1.0, transfer_std=False,
+                        distance_threshold_ab=10.0,
+                        **({"temporal_sigma_frames": 2.0} if engine == "temporal-stats" else {}))
+        assert h.n_regions_adjusted == 1
+        errs[engine] = max(float(np.linalg.norm(h.apply(L, ab, lab, t)[12, 16] - BG_AB))
+                           for t, (ab, lab) in enumerate(frames))
+        # the background is never touched
+        ab0, lab0 = frames[0]
+        assert np.array_equal(h.apply(L, ab0, lab0, 0)[0, 0], ab0[0, 0])
+    assert errs["temporal-stats"] < 2.0
+    assert errs["palette-stats"] > 10.0
+
+
+def test_temporal_stats_parameters_are_smooth_over_time():
+    # the region's mean jitters by ±6 ab units from frame to frame: the applied offset must not
+    frames = _drifting(n=40, noise=6.0, seed=3)
+    h = _fit_engine("temporal-stats", frames, strength=1.0, transfer_std=False,
+                    temporal_sigma_frames=6.0)
+    offsets = np.array([h._tables_at(t)[1][1] for t in range(len(frames))])  # O of region 1
+    raw = np.array([ab[12, 16] for ab, _ in frames])
+    assert np.std(np.diff(offsets[:, 0])) < 0.25 * np.std(np.diff(raw[:, 0]))
+    # deterministic
+    h2 = _fit_engine("temporal-stats", frames, strength=1.0, transfer_std=False,
+                     temporal_sigma_frames=6.0)
+    assert np.array_equal(np.array([h2._tables_at(t)[1] for t in range(40)]),
+                          np.array([h._tables_at(t)[1] for t in range(40)]))
+
+
+def test_temporal_stats_equals_shot_level_for_a_constant_region():
+    frames = [_scene(t)[1:3] for t in range(6)]
+    frames = [(ab[::2, ::2], lab) for ab, lab in frames]
+    pal = _palette()
+    tmp = HARMONIZERS.create("temporal-stats", transfer_std=False, strength=0.7,
+                             distance_threshold_ab=25.0, feather_px=0.0)
+    ps = HARMONIZERS.create("palette-stats", transfer_std=False, strength=0.7, feather_px=0.0)
+    for h in (tmp, ps):
+        st = ShotChromaStats(keep_frames=h.keep_frame_stats)
+        for t, (ab, lab) in enumerate(frames):
+            st.update(ab, lab, t)
+        h.fit(st, pal)
+    L, ab, lab, region = _scene(2)
+    a, b = tmp.apply(L, ab, lab, 2), ps.apply(L, ab, lab, 2)
+    # same decision and target (the nearest palette colour); offsets within the noise
+    assert tmp.n_regions_adjusted == ps.n_regions_adjusted == 1
+    assert np.abs(a - b).max() < 2.0
+
+
+def test_reinhard_global_moves_whole_frame_toward_palette():
+    L, ab, labels, _ = _scene(0)
+    st = ShotChromaStats()
+    st.update(ab, None)
+    h = HARMONIZERS.create("reinhard-global")
+    h.fit(st, _palette())
+    out = h.apply(L, ab)
+    assert np.linalg.norm(out.reshape(-1, 2).mean(0) - _palette().mean_ab) < 1.0
+    h.fit(st, None)  # no palette: nothing to transfer toward
+    assert np.array_equal(h.apply(L, ab), ab)
+
+
+# across shots ---------------------------------------------------------------------------------
+from reel.tasks.harmonize import (  # noqa: E402
+    FilmChromaShift,
+    ShotEdgeStats,
+    harmonize_film_plan,
+    plan_film_chroma,
+)
+
+_LUM = np.full(256, 1 / 256)
+
+
+def _edge(mean_ab, rms=20.0, luma=_LUM, end_ab=None):
+    m = np.asarray(mean_ab, float)
+    e = np.asarray(end_ab if end_ab is not None else mean_ab, float)
+    return ShotEdgeStats(20, m, e, rms, rms, luma, luma, (m + e) / 2)
+
+
+def test_film_plan_reduces_same_scene_jumps_and_is_bounded():
+    plan = plan_film_chroma([_edge([0, 10]), _edge([0, 20]), _edge([0, 10])])
+    assert all(a < 0.5 * b for a, b in zip(plan.jumps_after_ab, plan.jumps_before_ab))
+    # the middle shot moves toward its neighbours, they toward it
+    assert plan.shifts[1].offset_ab[1] < 0 < plan.shifts[0].offset_ab[1]
+    big = plan_film_chroma([_edge([0, 0]), _edge([0, 60])], chroma_scene_change_ab=1e9)
+    assert all(np.hypot(*s.offset_ab) <= 6.0 + 1e-9 for s in big.shifts)
+
+
+def test_film_plan_leaves_scene_changes_gray_and_fixed_shots_alone():
+    dark = np.zeros(256); dark[20:40] = 1 / 20
+    bright = np.zeros(256); bright[200:220] = 1 / 20
+    plan = plan_film_chroma([_edge([0, 10], luma=dark), _edge([0, 25], luma=bright)])
+    assert plan.cut_weights == [0.0] and all(s.is_identity for s in plan.shifts)
+    plan = plan_film_chroma([_edge([0, 10], rms=0.5), _edge([0, 25])])  # first shot is gray
+    assert all(s.is_identity for s in plan.shifts)
+    plan = plan_film_chroma([_edge([0, 10]), _edge([0, 20])], fixed=[True, False])
+    assert plan.shifts[0] == FilmChromaShift()
+    assert plan.shifts[1].offset_ab[1] < -1.0
+    assert plan.jumps_after_ab[0] < plan.jumps_before_ab[0]
+
+
+def _shot_file(path, ab_cast, n=8, seed=0):
+    from reel.tasks import media
+    rng = np.random.default_rng(seed)
+    with media.FrameWriter(path, 48, 32, "25/1") as w:
+        for t in range(n):
+            L = np.clip(55 + 10 * rng.standard_normal((32, 48)), 5, 95).astype(np.float32)
+            ab = np.empty((32, 48, 2), np.float32)
+            ab[:] = ab_cast
+            ab += 2.0 * rng.standard_normal((32, 48, 2)).astype(np.float32)
+            w.write(lab_to_rgb(L, ab))
+    return path
+
+
+def test_film_plan_on_files_reduces_the_qc_cut_jump(tmp_path):
+    from reel.tasks import media, qc
+    a = _shot_file(tmp_path / "a.mkv", (5.0, 20.0), seed=1)
+    b = _shot_file(tmp_path / "b.mkv", (5.0, 32.0), seed=2)
+    plan = harmonize_film_plan([a, b, None], fixed=[False, False, False])
+    assert plan.cut_weights[0] > 0.5 and plan.jumps_before_ab[1] is None
+    outs = []
+    for p, s in zip((a, b), plan.shifts):
+        r = harmonize_shot(p, p.with_name(p.stem + "-h.mkv"), engine="none",
+                           film_gain=s.gain, film_offset_ab=s.offset_ab)
+        assert r.engine["params"]["film_offset_ab"] == [round(v, 4) for v in s.offset_ab]
+        outs.append(list(media.iter_frames(r.out_path, pix_fmt="rgb24")))
+        # luminance kept while every pixel's chroma moved
+        src = list(media.iter_frames(p, pix_fmt="rgb24"))
+        La, Lb = rgb_to_lab(src[0])[..., 0], rgb_to_lab(outs[-1][0])[..., 0]
+        assert np.abs(La - Lb).mean() < 0.5
+    before = qc.cut_jump(list(media.iter_frames(a, pix_fmt="rgb24"))[-3:],
+                         list(media.iter_frames(b, pix_fmt="rgb24"))[:3])
+    after = qc.cut_jump(outs[0][-3:], outs[1][:3])
+    assert after < 0.6 * before
