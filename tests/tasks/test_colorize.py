@@ -62,7 +62,7 @@ def _psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
 
 def test_registry_has_all_engines():
     assert ENGINES == ["correspondence", "exemplar-propagate", "flow-propagate", "gray",
-                       "reinhard-global", "welsh"]
+                       "learned-refcolor", "reinhard-global", "welsh"]
     for name in ENGINES:
         eng = COLORIZERS.create(name, analysis_width_px=200)
         assert isinstance(eng, Colorizer)
@@ -136,7 +136,10 @@ def test_deterministic_and_state_reset_between_shots(name, shot):
 
 @pytest.mark.parametrize("name", ENGINES)
 def test_no_reference_gives_gray_with_zero_confidence(name, shot):
-    eng = COLORIZERS.create(name)
+    # exemplar-propagate colours reference-less shots from their palette unless palette_fill=0
+    # (tests/tasks/test_colorize_palette.py)
+    eng = COLORIZERS.create(name, **({"palette_fill": 0.0}
+                                     if name in ("exemplar-propagate", "learned-refcolor") else {}))
     palette = np.array([[50.0, 40.0, 20.0], [70.0, -20.0, 30.0]], np.float32)
     eng.start_shot([], palette)
     for _, ab, conf in colorize_L_frames(eng, [_L(f) for f in shot[:3]]):

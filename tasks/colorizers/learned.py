@@ -1,0 +1,251 @@
+"""``learned-refcolor``: exemplar-propagate refined by RefColorNet (reel.models.refcolor_net).
+
+The engine runs the classical ``exemplar-propagate`` (both passes, unchanged) and, for every
+frame, hands the network a 3-frame window of its analysis-grid chroma, its per-pixel confidence,
+the gray frames and the shot's references; the network adds a learned residual to the centre
+frame's chroma, which is then upsampled (L-guided) and gamut-limited exactly like the classical
+output. The network's last layer is zero-initialised, so an untrained network reproduces the
+classical result exactly; the shipped checkpoint (``models/checkpoints/refcolor.pt``, trained by
+``reel train refcolor``) adds what it learned on synthetic clips.
+
+Frames are batched per shot (``batch_frames``); CUDA with AMP when present (``device="auto"``),
+else CPU with ``settings.processing.torch_threads``; the engine class declares ``uses_gpu`` so
+the flow holds a ``gpu`` slot while it runs on CUDA. Shots without references get the classical
+output (gray, or palette colours) untouched.
+
+The helper :func:`classical_analysis` (the classical engine's analysis-grid chroma and
+confidence for a clip) is also what the trainer uses to build its inputs.
+
+Example
+-------
+>>> import numpy as np
+>>> from reel.tasks.colorizers import COLORIZERS
+>>> eng = COLORIZERS.create("learned-refcolor", device="cpu")
+>>> ref = np.dstack([np.full((16, 24), 50.0), np.full((16, 24), 20.0), np.zeros((16, 24))])
+>>> eng.start_shot([ref.astype(np.float32)])
+>>> out = list(eng.colorize_frames([np.full((16, 24), 50, np.float32)] * 3))
+>>> out[0][0].shape
+(16, 24, 2)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from reel.tasks.colorizers import COLORIZERS
+from reel.tasks.colorizers.base import Colorizer
+from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
+
+DEFAULT_CHECKPOINT = "refcolor"
+
+
+class _ClassicalTap(ExemplarPropagateColorizer):
+    """exemplar-propagate whose per-frame output is intercepted *before* upsampling.
+
+    While ``_tapping`` is set, :meth:`to_full` returns ``(ab_small, L, L_small, conf_small)``
+    instead of the full-resolution chroma, so the classical engine's own render pass (with all
+    its options) produces the network's inputs.
+    """
+
+    _tapping = False
+
+    def to_full(self, ab_small, L, L_small=None):  # noqa: D401 - see class docstring
+        if not self._tapping:
+            return super().to_full(ab_small, L, L_small)
+        if L_small is None:
+            L_small = self.to_analysis(L)
+        conf = getattr(self, "_conf", None)
+        t = self._tap_t
+        self._tap_t += 1
+        c = (np.zeros(ab_small.shape[:2], np.float32) if conf is None
+             else np.asarray(conf[t], np.float32))
+        return (np.asarray(ab_small, np.float32).copy(), L, L_small, c)
+
+    def tapped_render(self, frames_L: Iterable[np.ndarray]
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+        """Second pass yielding ``(ab_small, L, L_small, conf_small, conf_mean)`` per frame
+        (needs references: without them there is no analysis-grid chroma)."""
+        self._tapping, self._tap_t = True, 0
+        try:
+            for (ab_s, L, L_s, c), conf_mean in super().render_shot(frames_L):
+                yield ab_s, L, L_s, c, conf_mean
+        finally:
+            self._tapping = False
+
+
+def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray,
+                       **params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """exemplar-propagate's analysis-grid chroma and per-pixel confidence for a short clip.
+
+    Parameters
+    ----------
+    frames_L : sequence of float32 (H, W) in [0, 100]
+    reference_lab : float32 (h, w, 3)
+    **params : exemplar-propagate parameters (``analysis_width_px`` defaults to the frame width,
+        so the outputs have the frames' size).
+
+    Returns
+    -------
+    ab : float32 (T, h, w, 2); confidence : float32 (T, h, w) in [0, 1]
+    """
+    params.setdefault("analysis_width_px", int(frames_L[0].shape[1]))
+    eng = _ClassicalTap(**params)
+    eng.start_shot([np.asarray(reference_lab, np.float32)])
+    eng.analyse_shot(list(frames_L))
+    abs_, confs = [], []
+    for ab_s, _L, _Ls, c, _m in eng.tapped_render(list(frames_L)):
+        abs_.append(ab_s)
+        confs.append(c)
+    return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32)
+
+
+def checkpoint_path(name_or_path: str | os.PathLike | None) -> Path:
+    """The shipped checkpoint ``models/checkpoints/<name>.pt`` or an explicit file path."""
+    from reel.models import CHECKPOINTS_DIR
+
+    if name_or_path is None:
+        name_or_path = DEFAULT_CHECKPOINT
+    p = Path(name_or_path)
+    if p.suffix == ".pt" or p.is_file():
+        return p
+    return CHECKPOINTS_DIR / f"{p.name}.pt"
+
+
+@lru_cache(maxsize=4)
+def _load_net(path: str, sha: str, device: str):
+    from reel.models.checkpoint import load_checkpoint
+    from reel.models.refcolor_net import RefColorConfig, RefColorNet
+
+    model, config, meta = load_checkpoint(path, RefColorNet, RefColorConfig, map_location=device)
+    return model
+
+
+@COLORIZERS.register
+class LearnedRefColorizer(_ClassicalTap):
+    """exemplar-propagate + RefColorNet residual refinement (see module docstring).
+
+    Parameters
+    ----------
+    checkpoint : str
+        Name of a shipped checkpoint (``refcolor``) or path of a ``.pt`` written by
+        ``reel train refcolor``.
+    device : {"auto", "cpu", "cuda"}
+        Where the network runs ("auto": CUDA when present).
+    batch_frames : int
+        Frames refined per network call.
+    residual_gain : float
+        Scale of the learned residual (0 gives exactly exemplar-propagate; 1 as trained).
+    **params
+        exemplar-propagate's parameters and the common ones.
+    """
+
+    name = "learned-refcolor"
+    version = "1"
+    uses_gpu = True
+    two_pass = True
+
+    def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
+                 batch_frames: int = 8, residual_gain: float = 1.0, **params: Any) -> None:
+        from reel.models.checkpoint import file_sha256
+
+        path = checkpoint_path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"RefColorNet checkpoint {path} not found; train it with "
+                f"`reel train refcolor --out {path.parent}` or pass checkpoint=PATH")
+        super().__init__(checkpoint=str(checkpoint), batch_frames=int(batch_frames),
+                         residual_gain=float(residual_gain), **params)
+        # the device is where it runs, not what it computes: kept out of params (cache keys)
+        self.device_name = str(device)
+        self.checkpoint_file = path
+        self.weights_sha256 = file_sha256(path)
+        self.batch_frames = max(1, int(batch_frames))
+        self.residual_gain = float(residual_gain)
+        self._net = None
+        self._device = None
+
+    def _network(self):
+        if self._net is None:
+            from reel.models.device import select_device
+
+            self._device = select_device(None if self.device_name == "auto" else self.device_name)
+            self._net = _load_net(str(self.checkpoint_file), self.weights_sha256,
+                                  str(self._device))
+        return self._net, self._device
+
+    @property
+    def device(self) -> str:
+        """"cuda" or "cpu": where the network runs (known after the first refinement)."""
+        return self._device.type if self._device is not None else (
+            "cpu" if self.device_name == "cpu" else self.device_name)
+
+    # --- pass 2 ----------------------------------------------------------------------------------
+    def render_shot(self, frames_L: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
+        if getattr(self, "_ab", None) is None or not self.references_lab:
+            # no references: exactly the classical output (gray, or palette colours)
+            yield from ExemplarPropagateColorizer.render_shot(self, frames_L)
+            return
+        net, _dev = self._network()
+        k = net.config.window // 2
+        items: dict[int, tuple] = {}
+        ready: list[tuple] = []
+        nxt = 0  # next frame to refine
+
+        def take(t: int, last: int) -> tuple:
+            idx = [min(max(u, 0), last) for u in range(t - k, t + k + 1)]
+            win = [items[u] for u in idx]
+            return (items[t], np.stack([w[2] for w in win]), np.stack([w[0] for w in win]),
+                    np.stack([w[3] for w in win]))
+
+        i = -1
+        for i, (ab_s, L, L_s, c, m) in enumerate(self.tapped_render(frames_L)):
+            items[i] = (ab_s, L, L_s, c, m)
+            while nxt + k <= i:
+                ready.append(take(nxt, i))
+                nxt += 1
+                items.pop(nxt - 1 - k, None)
+                if len(ready) >= self.batch_frames:
+                    yield from self._refine(ready)
+                    ready = []
+        while nxt <= i:
+            ready.append(take(nxt, i))
+            nxt += 1
+            if len(ready) >= self.batch_frames:
+                yield from self._refine(ready)
+                ready = []
+        if ready:
+            yield from self._refine(ready)
+
+    def _refine(self, ready: list[tuple]) -> Iterator[tuple[np.ndarray, float]]:
+        """Run the network on a batch of windows and yield the upsampled refined chroma."""
+        import torch
+
+        from reel.models.device import autocast
+
+        net, dev = self._network()
+        h, w = ready[0][1].shape[1:3]
+        ref = np.stack([cv2.resize(np.asarray(r, np.float32), (w, h),
+                                   interpolation=cv2.INTER_AREA) for r in self.references_lab])
+        with torch.inference_mode():
+            L_t = torch.from_numpy(np.stack([r[1] for r in ready])).unsqueeze(2).to(dev)
+            ab_t = torch.from_numpy(np.stack([r[2] for r in ready])).permute(0, 1, 4, 2, 3).to(dev)
+            c_t = torch.from_numpy(np.stack([r[3] for r in ready])).unsqueeze(2).to(dev)
+            r_t = torch.from_numpy(ref).permute(0, 3, 1, 2).unsqueeze(0).to(dev)
+            r_t = r_t.expand(L_t.shape[0], *r_t.shape[1:])
+            with autocast(dev):
+                out = net(L_t, ab_t, c_t, r_t)
+            res = out["residual"].float().permute(0, 2, 3, 1).cpu().numpy()
+        for (centre, *_), r in zip(ready, res):
+            ab_s, L, L_s, _c, conf_mean = centre
+            ab = ab_s + np.float32(self.residual_gain) * r
+            yield Colorizer.to_full(self, ab, L, L_s), conf_mean
+
+
+__all__ = ["LearnedRefColorizer", "checkpoint_path", "classical_analysis"]

@@ -1,0 +1,92 @@
+"""The refcolor trainer, the train_model flow function (MLflow + registry) and `reel train`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reel.models.refcolor_train import (TRAIN_IMAGES, VAL_IMAGES, build_dataset, load_still,
+                                        make_batch, synthesize_clip, train_refcolor)
+from reel.models.training import TrainOptions
+from reel.tasks.colorizers.learned import classical_analysis
+
+TINY = {"clips": 2, "val_clips": 1, "frames": 4, "size": (24, 32), "val_every": 2,
+        "classical_fn": classical_analysis}
+
+
+def test_benchmark_videos_are_not_training_data():
+    names = " ".join(TRAIN_IMAGES + VAL_IMAGES)
+    for video in ("bikes", "carphone", "bigbuckbunny"):
+        assert video not in names
+    assert not set(TRAIN_IMAGES) & set(VAL_IMAGES)
+
+
+def test_synthesized_clips_move_and_keep_8bit_luminance():
+    lab = load_still("skimage:chelsea")
+    clip = synthesize_clip(lab, load_still("sklearn:flower.jpg"), np.random.default_rng(0),
+                           frames=5, size=(24, 32))
+    assert clip.shape == (5, 24, 32, 3) and clip.dtype == np.float32
+    assert np.allclose(clip[..., 0] * 2.55, np.round(clip[..., 0] * 2.55), atol=1e-3)
+    assert np.abs(clip[1] - clip[0]).mean() > 0.5   # the camera moves
+
+
+def test_batches_rotate_truth_reference_and_classical_chroma_together():
+    clip = synthesize_clip(load_still("skimage:rocket"), None, np.random.default_rng(1),
+                           frames=4, size=(16, 24))
+    data = {"lab": clip[None].astype(np.float16), "ab_cls": clip[None, ..., 1:].astype(np.float16),
+            "conf": np.ones((1, 4, 16, 24), np.float16)}
+    import torch
+
+    b = make_batch(data, np.array([0]), np.array([2]), window=3,
+                   rng=np.random.default_rng(3), device=torch.device("cpu"))
+    assert b["L"].shape == (1, 3, 1, 16, 24) and b["ref"].shape == (1, 1, 3, 16, 24)
+    # classical == truth before augmentation, so they must still agree after it
+    assert torch.allclose(b["ab_cls"][:, 1], b["gt"], atol=1e-5)
+    plain = make_batch(data, np.array([0]), np.array([2]), window=3, rng=None,
+                       device=torch.device("cpu"))
+    assert not torch.allclose(plain["gt"], b["gt"])  # it was rotated
+
+
+def test_trainer_runs_is_deterministic_and_caches_data(tmp_path):
+    opts = TrainOptions(steps=3, seed=0, device="cpu", work_dir=tmp_path, extra=dict(TINY))
+    r1 = train_refcolor(opts, None)
+    assert len(list(tmp_path.glob("refcolor-data-*.npz"))) == 2  # train + validation, cached
+    r2 = train_refcolor(opts, None)
+    assert r1.history == r2.history and len(r1.history["loss"]) == 3
+    assert set(r1.val_metrics) >= {"psnr_refined", "psnr_classical", "psnr_gain_db"}
+    assert r1.val_history["psnr_refined"][0][0] == 2
+    assert "bikes" in r1.data_description  # says the benchmark videos were not used
+    with pytest.raises(ValueError, match="classical_fn"):
+        train_refcolor(TrainOptions(steps=1, work_dir=tmp_path), None)
+
+
+def test_train_model_writes_checkpoint_card_and_registers_in_mlflow(reel_home, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from reel.flows.train import train_model
+    from reel.models.checkpoint import file_sha256
+
+    extra = {k: v for k, v in TINY.items() if k != "classical_fn"}
+    res = train_model.fn("refcolor", steps=3, out_dir=tmp_path / "out", device="cpu",
+                         extra=extra, command="reel train refcolor --steps 3")
+    ckpt = tmp_path / "out" / "refcolor.pt"
+    assert res["sha256"] == file_sha256(ckpt)
+    card = (tmp_path / "out" / "refcolor.md").read_text()
+    assert res["sha256"] in card and "reel train refcolor --steps 3" in card
+    client = MlflowClient(tracking_uri=reel_home.mlflow_tracking_uri)
+    losses = client.get_metric_history(res["run_id"], "train.loss")
+    assert [m.step for m in losses] == [0, 1, 2]
+    assert client.get_run(res["run_id"]).data.metrics["val.psnr_refined"] > 0
+    mv = client.get_model_version("reel-refcolor", str(res["version"]))
+    assert mv.tags["weights_sha256"] == res["sha256"] and mv.run_id == res["run_id"]
+
+
+def test_cli_train_lists_trainers_and_refuses_unknown_names():
+    from reel.flows.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["train", "--help"])
+    assert out.exit_code == 0 and "refcolor" in out.output
+    bad = runner.invoke(app, ["train", "no-such-net"])
+    assert bad.exit_code != 0 and "choose one of" in bad.output
