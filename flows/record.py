@@ -53,13 +53,14 @@ def agent() -> str:
 def engine_registries() -> dict[str, Any]:
     """Stage name (as in settings.engines) → engine registry."""
     from reel.tasks.colorizers import COLORIZERS
+    from reel.tasks.fusers import FUSERS
     from reel.tasks.harmonize import HARMONIZERS
     from reel.tasks.references import REFERENCE_RANKERS
     from reel.tasks.segment import SEGMENTERS
     from reel.tasks.shots import SHOT_DETECTORS
 
     return {"shots": SHOT_DETECTORS, "segment": SEGMENTERS, "references": REFERENCE_RANKERS,
-            "colorize": COLORIZERS, "harmonize": HARMONIZERS}
+            "colorize": COLORIZERS, "harmonize": HARMONIZERS, "fuse": FUSERS}
 
 
 def check_engines(s: Settings) -> None:
@@ -253,6 +254,8 @@ def store_references(s: Settings, item_id: int, shot_id: int, selection: Any) ->
             pal = selection.palette
             db.add(m.Palette(item_id=item_id, shot_id=shot_id, scope=m.PaletteScope.SHOT, k=int(pal.k),
                              seed=int(pal.seed), path=str(selection.palette_path),
+                             source=getattr(pal, "source", "reference"),
+                             model_version=getattr(pal, "model_version", None),
                              colors=[{"lab": [float(x) for x in c], "weight": float(w)}
                                      for c, w in zip(pal.colors_lab, pal.weights)]))
 
@@ -290,7 +293,12 @@ def finish_run(s: Settings, run_id: int, status: str, error: str | None = None) 
 
 def record_stage(s: Settings, run_id: int, item_id: int, shot_id: int | None, stage: str,
                  engine: dict[str, Any] | None, output_path: Path | None, status: str,
-                 seconds: float, error: str | None = None) -> None:
+                 seconds: float, error: str | None = None, *, cache_key: str | None = None,
+                 cache_hit: bool | None = None, device: str | None = None,
+                 output_version: int | None = None) -> None:
+    """One stage_results row + its event. ``cache_key`` (flows/cache.py) and ``device`` go in
+    their columns; whether the result was a cache hit is kept in the event's detail JSON
+    (``detail.cache_hit``), next to the key."""
     engine = engine or {}
     with session_scope(s.database_url) as db:
         db.add(m.StageResult(
@@ -299,18 +307,23 @@ def record_stage(s: Settings, run_id: int, item_id: int, shot_id: int | None, st
             params_hash=engine.get("params_hash", ""), params=_jsonable(engine.get("params", {})),
             weights_sha256=engine.get("weights_sha256"),
             output_path=str(output_path) if output_path else None, status=m.StageStatus(status),
-            seconds=float(seconds), error=error))
+            seconds=float(seconds), error=error, cache_key=cache_key, device=device,
+            **({"output_version": int(output_version)} if output_version else {})))
         db.add(m.Event(item_id=item_id, shot_id=shot_id, run_id=run_id, event_type=stage,
                        outcome=m.EventOutcome.SUCCESS if status == "done" else m.EventOutcome.FAILURE,
                        agent=f"{agent()} / {engine.get('engine', '?')} {engine.get('engine_version', '')}".strip(),
                        detail=_jsonable({"params": engine.get("params", {}),
                                          "weights_sha256": engine.get("weights_sha256"),
                                          "output": str(output_path) if output_path else None,
-                                         "error": error})))
+                                         "error": error,
+                                         **({"cache_key": cache_key, "cache_hit": bool(cache_hit),
+                                             "device": device} if cache_key else {})})))
 
 
 def record_stage_result(s: Settings, run_id: int, item_id: int, shot_id: int, stage: str,
-                        result: Any) -> None:
+                        result: Any, *, cache_key: str | None = None,
+                        cache_hit: bool | None = None, device: str | None = None,
+                        output_version: int | None = None) -> None:
     """Record a finished stage from its task result (each result carries ``engine`` and paths)."""
     # stages without an engine registry (QC) are reel's own code: agent = reel and its version
     engine = getattr(result, "engine", None) or {
@@ -321,7 +334,8 @@ def record_stage_result(s: Settings, run_id: int, item_id: int, shot_id: int, st
            or getattr(result, "palette_path", None) or getattr(result, "per_frame_path", None)
            or getattr(result, "after_thumb", None))
     record_stage(s, run_id, item_id, shot_id, stage, engine, out, "done",
-                 float(getattr(result, "seconds", 0.0) or 0.0))
+                 float(getattr(result, "seconds", 0.0) or 0.0), cache_key=cache_key,
+                 cache_hit=cache_hit, device=device, output_version=output_version)
 
 
 def record_metrics(s: Settings, run_id: int, item_id: int, shot_id: int | None,

@@ -6,22 +6,27 @@ small results; this module (the flow process) is the only writer of the catalog 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 import reel
 from reel.config import get_settings
-from reel.flows import deliver, progress, record, review, tracking
+from reel.flows import cache, deliver, edits, progress, record, review, runners, tracking
+from reel.tasks import edit as edit_tasks
+from reel.flows import refs as refs_flow
+from reel.flows import palettes
 from reel.tasks import qc as qc_metrics
 from reel.tasks.colorize import colorize_shot_task
 from reel.tasks.harmonize import harmonize_shot_task
 from reel.tasks.media import probe_and_fixity_task
 from reel.tasks.qc import qc_shot_task
+from reel.tasks.people import people_available
 from reel.tasks.references import select_references_task
 from reel.tasks.segment import segment_shot_task
 from reel.tasks.shots import detect_shots_task
@@ -53,16 +58,17 @@ def restore_collection(collection: str, items: list[str] | None = None) -> dict[
     try:
         todo = record.items_of(settings, collection, items)
         progress.start_items(len(todo))
-        for item in todo:
-            try:
-                runner = ThreadPoolTaskRunner(max_workers=settings.max_workers)
-                outcome[item.name] = restore_item.with_options(task_runner=runner)(
-                    item_id=item.id, run_id=run_id)
-            except Exception as exc:  # noqa: BLE001 - one bad film must not stop the batch
-                logger.error("item %s failed: %s", item.name, exc)
-                record.fail_item(settings, item.id, run_id, f"{type(exc).__name__}: {exc}")
-                outcome[item.name] = "failed"
-            progress.item_done(item.name, outcome[item.name])
+        # threads (default), a local Dask cluster for the whole run, or an existing one
+        with runners.collection_runner(settings) as make_runner:
+            for item in todo:
+                try:
+                    outcome[item.name] = restore_item.with_options(task_runner=make_runner())(
+                        item_id=item.id, run_id=run_id)
+                except Exception as exc:  # noqa: BLE001 - one bad film must not stop the batch
+                    logger.error("item %s failed: %s", item.name, exc)
+                    record.fail_item(settings, item.id, run_id, f"{type(exc).__name__}: {exc}")
+                    outcome[item.name] = "failed"
+                progress.item_done(item.name, outcome[item.name])
     except BaseException as exc:
         record.finish_run(settings, run_id, "failed", error=str(exc))
         raise
@@ -99,12 +105,24 @@ def restore_item(item_id: int, run_id: int) -> str:
                 f"shot detection covered {detected[-1].stop if detected else 0} frames but the "
                 f"film has {source.info.n_frames}; the file may be damaged (check with reel probe)")
         shots = record.save_detected_shots(settings, item.id, run_id, detected, eng.shots)
+    # luminance deflicker (tasks/deflicker.py): the stages read the deflickered film, so its L
+    # is the one colorization keeps and QC checks; never across a cut; the original only read
+    src = _deflicker(settings, item, run_id, src, shots, workdir)
 
     # 3. per shot: segmentation → references + palette → colorization → harmonization → QC
     library = record.reference_library(settings, item.collection_id)
     # re-run requests and reviewer decisions (flows/review.py): versioned shot folders
     plans = review.plan_shots(settings, item.id, run_id, workdir)
+    # reviewers' regional colour edits (reel edit), re-applied on every run (flows/edits.py)
+    region_edits = edits.active_edit_specs(settings, [sh.id for sh in shots])
     progress.start_shots(item.name, len(shots))
+    # content-addressed stage keys (flows/cache.py): a finished stage whose outputs still
+    # match is reused (Prefect "Cached" state), an unfinished or damaged one runs again
+    digests = cache.FileDigests()
+    library_ids = sorted(f"{Path(p).name}:{digests(p)}" for p in library)
+    # references ranked for the whole item: similar shots share them (flows/refs.py)
+    ranking = refs_flow.rank_and_cluster(settings, item.id, run_id, src, shots, library)
+    people = proc.person_masks if proc.person_masks is not None else people_available()
     pending = []
     for shot in shots:
         plan = plans[shot.id]
@@ -112,35 +130,72 @@ def restore_item(item_id: int, run_id: int) -> str:
             pending.append((shot, plan))
             continue
         d = plan.work_dir
-        seg = segment_shot_task.submit(src, shot.start, shot.stop, d,
-                                       engine=plan.engine("segment", eng.segment),
-                                       analysis_width_px=proc.analysis_width_px)
-        refs = select_references_task.submit(src, shot.start, shot.stop, library, d,
-                                             engine=plan.engine("references", eng.references),
-                                             top_k=proc.references_top_k,
-                                             palette_k=proc.palette_k, seed=proc.seed,
-                                             pinned=list(dict.fromkeys(plan.pinned_references
-                                                                       + shot.pinned_references)))
-        if plan.palette:
+        # a re-run request's edit (target colour) and the shot's active region edits, one stage
+        shot_edits = ([plan.edit] if plan.edit else []) + region_edits.get(shot.id, [])
+        e_fuse = plan.engine("fuse", eng.fuse)
+        key = _shot_keyer(settings, item, source, shot, plan)
+        pinned = list(dict.fromkeys(plan.pinned_references + shot.pinned_references))
+        e_seg, e_ref = plan.engine("segment", eng.segment), plan.engine("references", eng.references)
+        e_col, e_har = plan.engine("colorize", eng.colorize), plan.engine("harmonize", eng.harmonize)
+        ranked, ranked_engine = ranking.for_shot(shot.id, e_ref)
+        keys = {"segmentation": key("segmentation", "segment", e_seg,
+                                    {"analysis_width_px": proc.analysis_width_px, "people": people})}
+        keys["reference_selection"] = key("reference_selection", "references", e_ref, {
+            "top_k": proc.references_top_k, "palette_k": proc.palette_k, "seed": proc.seed,
+            "library": library_ids, "pinned": [f"{p}:{digests(p)}" for p in pinned],
+            "palette_override": plan.palette, "ranked": ranked and ranking.key(shot.id)})
+        shot_seed = palettes.shot_seed(proc.seed, item.source_sha256, shot.start)
+        # the recorded "references" result: the selection after the GMM-palette fallback
+        keys["references"] = key("references", None, "reel-shot-palette", {
+            "k": proc.palette_k, "seed": shot_seed, "palette_model": palettes.model_version()},
+            [keys["reference_selection"]])
+        keys["colorization"] = key("colorization", "colorize", e_col,
+                                   {"analysis_width_px": proc.analysis_width_px,
+                                    "palette_model": palettes.model_version()},
+                                   [keys["references"]])
+        stage = functools.partial(_stage_task, settings, keys)
+        with stage(segment_shot_task, "segmentation", "segment", e_seg) as t:
+            seg = t.submit(src, shot.start, shot.stop, d, engine=e_seg,
+                           analysis_width_px=proc.analysis_width_px, people=people)
+        if plan.palette:  # reviewer palette: selection and override rewrite palette.json, uncached
+            refs = select_references_task.submit(src, shot.start, shot.stop, library, d,
+                                                 engine=e_ref, top_k=proc.references_top_k,
+                                                 palette_k=proc.palette_k, seed=proc.seed,
+                                                 pinned=pinned, ranked=ranked,
+                                                 ranked_engine=ranked_engine)
             refs = review.palette_override_task.submit(refs, d, palette=plan.palette, seed=proc.seed)
-        col = colorize_shot_task.submit(src, shot.start, shot.stop, refs,
-                                        d / "colorized.mkv", engine=plan.engine("colorize", eng.colorize),
-                                        analysis_width_px=proc.analysis_width_px)
-        har = harmonize_shot_task.submit(col, d / ("harmonized.mkv" if plan.edit else "restored.mkv"),
-                                         segmentation=seg, selection=refs,
-                                         engine=plan.engine("harmonize", eng.harmonize))
-        edit = (review.regional_edit_task.submit(har, d / "restored.mkv", edit=plan.edit,
-                                                 segmentation=seg) if plan.edit else None)
-        qc = qc_shot_task.submit(src, shot.start, shot.stop, edit or har, d,
-                                 selection=refs, ground_truth_path=item.ground_truth_path,
-                                 thresholds=proc.qc_thresholds or None)
-        pending.append((shot, plan, seg, refs, col, har, qc, *([edit] if edit else [])))
+        else:
+            with stage(select_references_task, "reference_selection", "references", e_ref) as t:
+                refs = t.submit(src, shot.start, shot.stop, library, d, engine=e_ref,
+                                top_k=proc.references_top_k, palette_k=proc.palette_k,
+                                seed=proc.seed, pinned=pinned, ranked=ranked,
+                                ranked_engine=ranked_engine)
+            keys["_futures"] = {"reference_selection": refs}  # its manifest: _collect_shot
+        # no usable reference: a seeded palette from reel's colour model (flows/palettes.py)
+        with (stage(palettes.shot_palette_task, "references") if not plan.palette
+              else contextlib.nullcontext(palettes.shot_palette_task)) as t:
+            refs = t.submit(refs, src, shot.start, shot.stop, d, k=proc.palette_k, seed=shot_seed)
+        with stage(colorize_shot_task, "colorization", "colorize", e_col) as t:
+            col = t.submit(src, shot.start, shot.stop, refs, d / "colorized.mkv", engine=e_col,
+                           analysis_width_px=proc.analysis_width_px)
+        # harmonization, regional edit and QC wait for the film-level pass (below)
+        later = functools.partial(_submit_after_colorization, settings, item, src, shot, d, keys,
+                                  key, stage, seg, refs, col, shot_edits, e_har, e_fuse,
+                                  digests(item.ground_truth_path))
+        pending.append((shot, plan, keys, seg, refs, col, later))
+
+    # across shots (tasks/harmonize.py): one bounded chroma gain/offset per shot, from every
+    # colorized shot's first/last frames, reduces colour jumps at same-scene cuts
+    shifts = _film_chroma_shifts(settings, item, run_id, pending)
+    pending = [entry if len(entry) == 2 else (*entry[:6], *entry[6](shifts.get(entry[0].id)))
+               for entry in pending]
 
     outcomes: list[ShotOutcome] = []
     with tracking.item_run(settings, item_name=item.name, collection=item.collection,
                            catalog_run_id=run_id) as mlflow_run_id:
         record.set_mlflow_run(settings, run_id, mlflow_run_id)
         for shot, plan, *futures in pending:
+            keys = futures.pop(0) if futures else {}
             if plan.keep:
                 outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
                                             plan.restored_path))
@@ -149,15 +204,21 @@ def restore_item(item_id: int, run_id: int) -> str:
                 prev_edges = (prev.edge_hist_path if prev is not None
                               and prev.index == shot.index - 1 else None)
                 outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
-                                              prev_edges=prev_edges))
+                                              prev_edges=prev_edges, keys=keys, plan=plan))
                 review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
                                    error=outcomes[-1].error)
             progress.shot_done(item.name, shot.index)
+        # film-level palette pooled from the shots' chosen references (scope film, source pooled)
+        palettes.record_film_palette(settings, item.id, run_id, workdir, k=proc.palette_k,
+                                     seed=proc.seed)
         tracking.log_item(
             {"reel_version": reel.__version__, **_engine_params(settings),
              "n_shots": len(shots), "source_sha256": item.source_sha256},
             _aggregate(outcomes),
         )
+    # Prefect artifacts of the item: shot table + Markdown summary with MLflow links
+    from reel.flows import artifacts
+    artifacts.publish_item_artifacts(settings, item, run_id, shots, outcomes, mlflow_run_id)
 
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
@@ -172,8 +233,12 @@ def restore_item(item_id: int, run_id: int) -> str:
     return "delivered"
 
 
-def _collect_shot(settings, run_id: int, item, shot, futures, prev_edges=None) -> ShotOutcome:
+def _collect_shot(settings, run_id: int, item, shot, futures, prev_edges=None, keys=None,
+                  plan=None) -> ShotOutcome:
     """Wait for one shot's stage futures and record each stage in the catalog and MLflow.
+
+    With ``keys`` (stage → cache key) each finished stage's output manifest is written
+    (flows/cache.py) before it is recorded with its key, cache hit and device.
 
     With ``prev_edges`` (the previous shot's QC edge histograms) the cut-jump metrics of the
     cut into this shot are added (``cut_jump_in``, ``cut_luma_jump_in``; flag ``cut_jump``)."""
@@ -188,9 +253,21 @@ def _collect_shot(settings, run_id: int, item, shot, futures, prev_edges=None) -
             error = error or f"{name}: {type(exc).__name__}: {exc}"
             record.record_stage(settings, run_id, item.id, shot.id, name, None, None,
                                 "failed", time.perf_counter() - t0, error=str(exc))
+    keys = keys or {}
+    futs = dict(zip(names, futures))
+    for name, fut in (keys.get("_futures") or {}).items():  # sub-stages not recorded as rows
+        if plan is not None and not error and not cache.was_cached(fut):
+            cache.write_manifest(settings, keys[name], name, fut.result(), plan.work_dir)
     for name in names:
         if name in results:
-            record.record_stage_result(settings, run_id, item.id, shot.id, name, results[name])
+            hit = cache.was_cached(futs[name])
+            if keys.get(name) and not hit and plan is not None:
+                cache.write_manifest(settings, keys[name], name, results[name], plan.work_dir)
+            record.record_stage_result(
+                settings, run_id, item.id, shot.id, name, results[name],
+                cache_key=keys.get(name), cache_hit=hit,
+                device=runners.result_device(results[name]),
+                output_version=getattr(plan, "output_version", None))
     if error:
         record.set_shot_status(settings, shot.id, "failed", [error])
         return ShotOutcome(shot.id, shot.index, "failed", [error], {}, None, error)
@@ -223,6 +300,148 @@ def _collect_shot(settings, run_id: int, item, shot, futures, prev_edges=None) -
     restored = results.get("regional_edit", results["harmonization"]).out_path
     return ShotOutcome(shot.id, shot.index, status, flags, metrics, restored,
                        edge_hist_path=qc.edge_hist_path)
+
+
+def _deflicker(settings, item, run_id: int, src, shots, workdir: Path):
+    """Deflicker the film (engines.deflicker); returns the file the stages read. Recorded as a
+    ``deflicker`` event with the before/after flicker and cut luminance jumps."""
+    from reel.tasks.deflicker import DEFLICKERERS, deflicker_film_task
+
+    name = settings.engines.deflicker
+    if not DEFLICKERERS.get(name).changes_frames:
+        return src
+    res = deflicker_film_task(src, [(sh.start, sh.stop) for sh in shots],
+                              Path(workdir) / f"deflicker-{name}.mkv", engine=name,
+                              cache_key=f"{item.source_sha256}:{Path(src).name}")
+    record.add_event(settings, "deflicker", "success", item_id=item.id, run_id=run_id,
+                     agent_name=f"{record.agent()} / {name} {res.engine.get('engine_version', '')}",
+                     detail=res.summary())
+    return res.out_path
+
+
+def _submit_after_colorization(settings, item, src, shot, d: Path, keys: dict, key, stage, seg,
+                               refs, col, shot_edits, e_har: str, e_fuse: str, gt_digest,
+                               film_shift=None) -> tuple:
+    """Submit harmonization (with the shot's across-shots shift), regional edit and QC; returns
+    ``(har, qc[, edit])`` futures. Their cache keys include the shift."""
+    proc = settings.processing
+    film = None if film_shift is None else [round(film_shift.gain, 6),
+                                            [round(v, 4) for v in film_shift.offset_ab]]
+    keys["harmonization"] = key("harmonization", "harmonize", e_har,
+                                {"out": "harmonized.mkv" if shot_edits else "restored.mkv",
+                                 **({"film": film} if film else {})},
+                                [keys["colorization"], keys["segmentation"], keys["references"]])
+    if shot_edits:
+        keys["regional_edit"] = key("regional_edit", "fuse", e_fuse, {"edits": shot_edits},
+                                    [keys["harmonization"], keys["segmentation"]])
+    keys["qc"] = key("qc", None, "reel-qc", {
+        "thresholds": proc.qc_thresholds or None, "ground_truth": gt_digest},
+        [keys.get("regional_edit", keys["harmonization"]), keys["references"]])
+    with stage(harmonize_shot_task, "harmonization", "harmonize", e_har) as t:
+        har = t.submit(col, d / ("harmonized.mkv" if shot_edits else "restored.mkv"),
+                       segmentation=seg, selection=refs, engine=e_har, film_shift=film_shift)
+    edit = None
+    if shot_edits:  # after harmonization, before QC (tasks/edit.py)
+        with stage(edit_tasks.edit_shot_task, "regional_edit") as t:
+            edit = t.submit(har, d / "restored.mkv", edits=shot_edits, segmentation=seg,
+                            fuser=e_fuse)
+    with stage(qc_shot_task, "qc") as t:
+        qc = t.submit(src, shot.start, shot.stop, edit or har, d,
+                      selection=refs, ground_truth_path=item.ground_truth_path,
+                      thresholds=proc.qc_thresholds or None)
+    return (har, qc, *([edit] if edit else []))
+
+
+def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
+    """Wait for every shot's colorization and plan the across-shots chroma shifts
+    (``processing.harmonize_across_shots``); ``{shot id: FilmChromaShift}`` for shots that
+    change. Kept (approved) shots are fixed anchors; failed shots are left out. A failure of
+    this pass is logged and recorded, never fatal (the shots are then left unshifted)."""
+    from reel.tasks.harmonize import harmonize_film_plan_task
+
+    if not settings.processing.harmonize_across_shots or len(pending) < 2:
+        return {}
+    paths, fixed = [], []
+    for entry in pending:
+        plan = entry[1]
+        if len(entry) == 2:
+            paths.append(plan.restored_path if Path(plan.restored_path).is_file() else None)
+            fixed.append(True)
+            continue
+        try:
+            paths.append(entry[5].result().out_path)
+        except Exception:  # noqa: BLE001 - the shot fails on its own in _collect_shot
+            paths.append(None)
+        fixed.append(False)
+    try:
+        fp = harmonize_film_plan_task(paths, fixed=fixed)
+    except Exception as exc:  # noqa: BLE001 - an optional refinement must not fail the item
+        get_run_logger().warning("harmonization across shots skipped: %s", exc)
+        record.add_event(settings, "harmonization across shots", "failure", item_id=item.id,
+                         run_id=run_id, detail={"error": f"{type(exc).__name__}: {exc}"})
+        return {}
+    record.add_event(settings, "harmonization across shots", "success", item_id=item.id,
+                     run_id=run_id, detail=fp.summary())
+    return {entry[0].id: s for entry, s in zip(pending, fp.shifts)
+            if len(entry) > 2 and not s.is_identity}
+
+
+def _shot_keyer(settings, item, source, shot, plan):
+    """``key(stage, registry stage, engine name, params, upstream keys)`` for one shot."""
+    from reel.flows.record import engine_registries
+
+    regs = engine_registries()
+    try:
+        output = str(Path(plan.work_dir).resolve().relative_to(settings.home))
+    except ValueError:
+        output = str(plan.work_dir)
+    from reel.tasks.deflicker import DEFLICKERERS
+
+    dfl = settings.engines.deflicker
+    decode = {"decode_source": Path(source.path).name,
+              "deinterlace": settings.processing.deinterlace,
+              "deflicker": f"{dfl}=={DEFLICKERERS.get(dfl).version}"}
+
+    def key(stage: str, registry: str | None, engine: str, params: dict,
+            upstream: list[str] | tuple[str, ...] = ()) -> str:
+        cls = regs[registry].get(engine) if registry else None
+        return cache.stage_key(
+            stage, source_sha256=item.source_sha256, start=shot.start, stop=shot.stop,
+            engine=engine, engine_version=cls.version if cls else reel.__version__,
+            weights_sha256=_weights_sha256(cls), params={**params, **decode},
+            upstream=upstream, output=output, output_version=plan.output_version)
+
+    return key
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_sha256(cls) -> str | None:
+    """sha256 of an engine's default weights (learned engines set it when constructed, so a
+    retrained checkpoint under the same engine version still changes the cache key)."""
+    if cls is None:
+        return None
+    sha = getattr(cls, "weights_sha256", None)
+    if sha is None and getattr(cls, "uses_gpu", False):
+        try:
+            sha = cls().weights_sha256
+        except Exception:  # noqa: BLE001 - a missing checkpoint fails in the stage itself
+            sha = None
+    return sha
+
+
+@contextlib.contextmanager
+def _stage_task(settings, keys: dict[str, str], base_task, stage: str,
+                registry: str | None = None, engine: str | None = None):
+    """The task to submit for ``stage``: device/GPU-slot wrapper for GPU-capable engines,
+    cached under ``keys[stage]``; the ``with`` body (the submit) runs under Dask's
+    ``GPU`` resource annotation when that applies."""
+    from reel.flows.record import engine_registries
+
+    cls = engine_registries()[registry].get(engine) if registry else None
+    t = runners.gpu_stage_task(base_task, cls) if cls is not None else base_task
+    t = t.with_options(**cache.task_options(settings, keys[stage]))
+    with runners.gpu_submission(settings, bool(getattr(cls, "uses_gpu", False))):
+        yield t
 
 
 def _aggregate(outcomes: list[ShotOutcome]) -> dict[str, float]:

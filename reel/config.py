@@ -32,9 +32,16 @@ class EngineChoice(BaseModel):
 
     shots: str = "archival"
     segment: str = "slic-flow"
-    references: str = "luma-layout"
+    #: "fused": luma-layout + EfficientNet-Lite0 embeddings when installed (else luma-layout alone).
+    references: str = "fused"
     colorize: str = "exemplar-propagate"
-    harmonize: str = "palette-stats"
+    #: "temporal-stats": masked Lab transfer with temporally smoothed parameters (tasks/harmonize.py).
+    harmonize: str = "temporal-stats"
+    #: Fusion of regional colour edits across the region border (reel.tasks.fusers).
+    fuse: str = "guided"
+    #: Luminance deflicker of the whole film before the per-shot stages (reel.tasks.deflicker):
+    #: "luma-ratio" changes only shots that measurably flicker; "none" reads the source as is.
+    deflicker: str = "luma-ratio"
 
 
 class ProcessingParams(BaseModel):
@@ -46,6 +53,11 @@ class ProcessingParams(BaseModel):
     min_shot_frames: int = 8
     #: How many ranked references each shot keeps.
     references_top_k: int = 3
+    #: Shots of an item whose signatures are closer than this (average-linkage cosine distance)
+    #: share pooled references (shots.reference_cluster); 0 = every shot alone.
+    reference_cluster_distance: float = 0.3
+    #: Person region in the segmentation (MediaPipe selfie segmentation): None = when installed.
+    person_masks: bool | None = None
     #: Palette size (k-means in Lab).
     palette_k: int = 5
     #: Seed for every random choice (k-means init, sampling) so outputs are deterministic.
@@ -56,6 +68,12 @@ class ProcessingParams(BaseModel):
     #: QC flag thresholds overriding reel.tasks.qc.DEFAULT_THRESHOLDS (same keys), e.g.
     #: REEL_PROCESSING__QC_THRESHOLDS='{"max_cdc": 0.08}'.
     qc_thresholds: dict[str, float] = Field(default_factory=dict)
+    #: Film-level pass between colorization and harmonization: one bounded chroma gain/offset
+    #: per shot reducing colour jumps at same-scene cuts (reel.tasks.harmonize.plan_film_chroma).
+    harmonize_across_shots: bool = True
+    #: torch.set_num_threads for learned engines and training (0: torch's default). On a shared
+    #: CPU 1 thread per process is often faster (models/device.py apply_threads).
+    torch_threads: int = 0
 
 
 class Settings(BaseSettings):
@@ -73,6 +91,13 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "reel"
     #: Thread-pool size of the Prefect task runner (shots processed in parallel).
     max_workers: int = 2
+    #: Task runner: "threads" (thread pool of max_workers) or "dask" (a local Dask cluster of
+    #: max_workers processes, or the existing cluster at dask_address): flows/runners.py.
+    runner: str = "threads"
+    #: Existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies runner "dask").
+    dask_address: str | None = None
+    #: Reuse finished per-shot stage results across runs (content-addressed, flows/cache.py).
+    cache: bool = True
     engines: EngineChoice = Field(default_factory=EngineChoice)
     processing: ProcessingParams = Field(default_factory=ProcessingParams)
 

@@ -34,6 +34,9 @@ class Engine:
     version: str = "0"
     #: sha256 of the weights file when the engine uses learned weights, else None.
     weights_sha256: str | None = None
+    #: True for engines that run faster on a GPU (learned ones): their stage task picks CUDA
+    #: when present and holds a slot of the ``gpu`` concurrency limit (flows/runners.py).
+    uses_gpu: bool = False
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)

@@ -42,6 +42,7 @@ __all__ = [
     "colorize_L_frames",
     "load_reference_lab",
     "load_palette_lab",
+    "load_palette_weights",
     "COLORIZERS",
 ]
 
@@ -98,6 +99,13 @@ def load_palette_lab(path: str | os.PathLike) -> np.ndarray:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     colors = np.asarray(data["colors_lab"], dtype=np.float32).reshape(-1, 3)
     return colors
+
+
+def load_palette_weights(path: str | os.PathLike) -> np.ndarray | None:
+    """``weights`` of a palette JSON (``Palette.save``), float32 (k,), or None if absent."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    w = data.get("weights")
+    return None if w is None else np.asarray(w, dtype=np.float32).reshape(-1)
 
 
 def colorize_L_frames(
@@ -168,8 +176,9 @@ def colorize_shot(
     reference_paths : colour reference images for the shot (may be empty: the engines then
         output gray with confidence 0, which the flow flags).
     out_path : output ``.mkv`` (FFV1, written atomically). The input file is never touched.
-    palette_path : optional palette JSON (``Palette.save``); passed to the engine as Lab colours.
-        The current engines record it but do not use it yet.
+    palette_path : optional palette JSON (``Palette.save``); passed to the engine as Lab colours
+        and weights. ``exemplar-propagate`` uses it for low-confidence pixels and shots without
+        references (``palette_strength`` / ``palette_fill``); the other engines ignore it.
     engine : name in :data:`COLORIZERS`.
     analysis_width_px : width at which the engine matches and computes flow.
     **params : engine parameters (e.g. ``seed``, ``reanchor_every_frames``).
@@ -190,6 +199,8 @@ def colorize_shot(
     palette = load_palette_lab(palette_path) if palette_path is not None else None
     eng: Colorizer = COLORIZERS.create(engine, analysis_width_px=analysis_width_px, **params)
     eng.start_shot(refs, palette)
+    if palette_path is not None:  # weights for the palette constraint (exemplar-propagate)
+        eng.set_palette_weights(load_palette_weights(palette_path))
 
     info = media.probe(src)
     width, height = info.display_size

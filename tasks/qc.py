@@ -59,6 +59,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "warp_error_jump_ratio": 6.0,
     # ... and this absolute chroma warp error (ab²).
     "warp_error_jump_min_ab": 20.0,
+    # With a palette: mean CIEDE2000 from output chroma to the nearest palette colour at the
+    # pixel's own L (palette_adherence). bikes ground truth vs its shots' reference palettes:
+    # 1.2–3.8; vs another clip's palette: 1.9–5.2.
+    "max_palette_adherence_de2000": 10.0,
+    # ... and the palette weight the output covers (histogram intersection, 0..1). bikes ground
+    # truth vs own palettes 0.83–0.96, vs another clip's 0.62–0.79; gray output 0.10–0.40.
+    "min_palette_coverage": 0.5,
     # Cut jump (JS of pooled ab histograms, nats) into a shot from the previous one ...
     "max_cut_jump": 0.35,
     # ... flagged only when the luminance histograms say it is the same scene (JS below this).
@@ -447,6 +454,54 @@ def reference_fidelity_de2000(keyframe_rgb: np.ndarray, reference_rgb: np.ndarra
     return float(0.5 * (w * d.min(1)).sum() + 0.5 * (v * d.min(0)).sum())
 
 
+# Palette adherence --------------------------------------------------------------------------
+def palette_adherence(lab: np.ndarray, palette_lab: np.ndarray,
+                      palette_weights: np.ndarray | None = None, *, covered_de2000: float = 10.0,
+                      max_samples: int = 4096, seed: int = 0) -> tuple[float, float]:
+    """How well an output's colours keep to a palette: (mean ΔE2000, covered weight).
+
+    For each sampled pixel ``(L, a, b)`` and each palette colour ``k`` of weight > 0,
+    ``d_k = ΔE00((L, a, b), (L, a_k, b_k))``: the palette colour is compared *at the pixel's own
+    L*, because the output's luminance is the source's and only its chroma was chosen.
+
+    * adherence = mean over pixels of ``min_k d_k`` (ΔE00 units, ≥ 0; 0 when every pixel has
+      a palette chroma);
+    * coverage = ``Σ_k min(w_k, s_k)`` with ``s_k`` the share of pixels whose nearest colour is
+      ``k`` and within ``covered_de2000``: the palette weight the output actually uses
+      (histogram intersection, 0..1; 1 when every colour appears at least in its proportion).
+
+    ``lab`` is one Lab image (H, W, 3) or pooled pixels (N, 3); at most ``max_samples`` pixels
+    are drawn (``default_rng(seed)``, without replacement). Weights default to equal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pal = np.array([[50.0, 40.0, 20.0], [50.0, -30.0, -30.0]])
+    >>> lab = np.array([[50.0, 40.0, 20.0]] * 3 + [[50.0, -30.0, -30.0]])
+    >>> de, cov = palette_adherence(lab, pal, np.array([0.5, 0.5]))
+    >>> round(de, 6), round(cov, 2)
+    (0.0, 0.75)
+    """
+    from skimage.color import deltaE_ciede2000
+
+    x = np.asarray(lab, np.float64).reshape(-1, 3)
+    cols = np.asarray(palette_lab, np.float64).reshape(-1, 3)
+    w = (np.full(len(cols), 1.0 / len(cols)) if palette_weights is None
+         else np.asarray(palette_weights, np.float64).reshape(-1))
+    use = w > 0
+    cols, w = cols[use], w[use] / w[use].sum()
+    if x.shape[0] == 0 or cols.shape[0] == 0:
+        return float("nan"), float("nan")
+    if x.shape[0] > max_samples:
+        x = x[np.random.default_rng(seed).choice(x.shape[0], max_samples, replace=False)]
+    ref = np.broadcast_to(cols[None], (x.shape[0], len(cols), 3)).copy()
+    ref[..., 0] = x[:, None, 0]
+    d = deltaE_ciede2000(np.broadcast_to(x[:, None], ref.shape), ref, channel_axis=-1)
+    nearest, dmin = d.argmin(axis=1), d.min(axis=1)
+    share = np.bincount(nearest[dmin <= covered_de2000], minlength=len(cols)) / x.shape[0]
+    return float(dmin.mean()), float(np.minimum(w, share).sum())
+
+
 # Cut continuity -------------------------------------------------------------------------------
 AB_HIST_RANGE = (-128.0, 128.0)
 
@@ -597,6 +652,8 @@ def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] |
     high_delta_e2000        delta_e2000 > max_delta_e2000 (ground truth only)
     off_reference           reference_fidelity_de2000 > max_reference_de2000
     reference_mismatch      reference_match_de2000 > max_reference_match_de2000
+    off_palette             palette_adherence_de2000 > max_palette_adherence_de2000 or
+                            palette_coverage < min_palette_coverage (with a palette)
     warp_error_jump         warp_error_ab_max ≥ warp_error_jump_min_ab and
                             warp_error_ab_max ≥ warp_error_jump_ratio ·
                             max(warp_error_ab_median, 1)
@@ -650,6 +707,10 @@ def flags_from_metrics(metrics: dict[str, float], thresholds: dict[str, float] |
         v = get(key)
         if v is not None and cond(v):
             flags.append(flag)
+    adh, cov = get("palette_adherence_de2000"), get("palette_coverage")
+    if ((adh is not None and adh > th["max_palette_adherence_de2000"])
+            or (cov is not None and cov < th["min_palette_coverage"])):
+        flags.append("off_palette")
     wmax, wmed = get("warp_error_ab_max"), get("warp_error_ab_median")
     if wmax is not None and wmed is not None:
         if wmax >= th["warp_error_jump_min_ab"] and wmax >= th["warp_error_jump_ratio"] * max(wmed, 1.0):
@@ -704,6 +765,7 @@ def qc_shot(
     reference_paths: Sequence[str | os.PathLike] = (),
     ground_truth_path: str | os.PathLike | None = None,
     thresholds: dict[str, float] | None = None,
+    palette_path: str | os.PathLike | None = None,
     analysis_width_px: int = 320,
     max_warp_pairs: int = 48,
     max_gt_frames: int = 24,
@@ -739,6 +801,9 @@ def qc_shot(
       reference;
     * ``warp_error_ab_max`` / ``warp_error_ab_median`` over the evaluated pairs (the
       ``warp_error_jump`` flag; absent for one-frame shots);
+    * with ``palette_path`` (a ``Palette.save`` JSON): ``palette_adherence_de2000`` and
+      ``palette_coverage`` (:func:`palette_adherence`) over pixels pooled from the warp-error
+      frames (t ≡ 0 mod stride) at analysis width, ≤ 1024 pixels per frame;
     * ``n_frames_expected`` (stop − start), ``n_frames_restored``, ``n_frames`` (evaluated).
 
     Writes into ``out_dir``: ``before.png`` (source, gray) and ``after.png`` (restored) of the
@@ -781,6 +846,9 @@ def qc_shot(
     gt_it = (media.iter_frames(ground_truth_path, start, stop, pix_fmt="rgb24", width=W, height=H)
              if ground_truth_path is not None else None)
 
+    palette = _read_palette(palette_path) if palette_path is not None else None
+    pal_rng = np.random.default_rng(seed)
+    pal_pixels: list[np.ndarray] = []
     refs = [_read_image(p) for p in reference_paths]
     ref_layouts = [_layout(rgb_to_lab(cv2.resize(r, (aw, ah), interpolation=cv2.INTER_AREA))[..., 0])
                    for r in refs]
@@ -842,6 +910,11 @@ def qc_shot(
                 we_rgb.append(e_rgb)
                 we_start.append(float(t - 1))
             prev_small = small if t % pair_stride == 0 else None
+            if palette is not None and t % pair_stride == 0:
+                px = rgb_to_lab(small[0]).reshape(-1, 3)
+                if len(px) > 1024:
+                    px = px[pal_rng.choice(len(px), 1024, replace=False)]
+                pal_pixels.append(px)
 
             if gt is not None:
                 gt_psnr.append(psnr_db(out, gt))
@@ -923,6 +996,10 @@ def qc_shot(
             gt_frame_stride=float(gt_stride),
         )
         per_frame["psnr_db"] = gt_psnr
+    if palette is not None and pal_pixels:
+        pooled = np.concatenate(pal_pixels)
+        adh, cov = palette_adherence(pooled, palette[0], palette[1], max_samples=len(pooled))
+        metrics.update(palette_adherence_de2000=adh, palette_coverage=cov)
     keyframes: dict[str, int] = {}
     if refs:
         des, fracs, fids = [], [], []
@@ -1049,6 +1126,16 @@ def _write_png(path: Path, img: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _read_palette(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """(colors_lab (k, 3), weights (k,) or None) of a palette JSON written by ``Palette.save``."""
+    import json
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    w = data.get("weights")
+    return (np.asarray(data["colors_lab"], np.float64).reshape(-1, 3),
+            None if w is None else np.asarray(w, np.float64).reshape(-1))
+
+
 def _read_image(path: str | os.PathLike) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -1073,6 +1160,7 @@ __all__ = [
     "flags_from_metrics",
     "js_divergence",
     "lab_palette",
+    "palette_adherence",
     "luma_histogram",
     "luminance_psnr_db",
     "non_occlusion_mask",
@@ -1094,8 +1182,9 @@ def _qc_for_flow(src: str | os.PathLike, start: int, stop: int, harmonized, out_
                  selection=None, ground_truth_path=None, **params) -> QCResult:
     """Flow adapter: QC of a harmonized shot against its leading reference (if any)."""
     refs = selection.paths[:1] if selection is not None else []
+    palette_path = getattr(selection, "palette_path", None) if selection is not None else None
     return qc_shot(src, start, stop, harmonized.out_path, out_dir, reference_paths=refs,
-                   ground_truth_path=ground_truth_path, **params)
+                   ground_truth_path=ground_truth_path, palette_path=palette_path, **params)
 
 
 def _thin_task():

@@ -65,8 +65,8 @@ from reel.flows.benchmarks.common import VIDEO_SUFFIXES, read_cuts
 from reel.tasks import media, qc
 from reel.tasks.colorspace import gray_to_L, lab_to_rgb, rgb_to_gray, rgb_to_lab
 
-DEFAULT_METHODS = ("exemplar-propagate", "flow-propagate", "correspondence", "welsh",
-                   "reinhard-global", "gray")
+DEFAULT_METHODS = ("exemplar-propagate", "learned-refcolor", "flow-propagate", "correspondence",
+                   "welsh", "reinhard-global", "gray")
 COLUMNS = ["method", "video", "psnr", "ssim", "cdc", "warp_error", "colorfulness", "sec_per_frame"]
 GROUND_TRUTH = "ground-truth"
 
@@ -256,6 +256,7 @@ def run_benchmark(
     """
     from reel.flows.benchmarks.common import markdown_table, write_results
     from reel.tasks.colorizers import COLORIZERS
+    from reel.tasks.palette import extract_palette
 
     specs = [parse_method(m) for m in methods]
     for _, name, params in specs:  # fail before any work on a bad name or parameter
@@ -272,6 +273,9 @@ def run_benchmark(
             video = _prepare_video(src, Path(tmp), analysis_width_px)
             n_frames_total += video.shots[-1][1] if video.shots else 0
             refs = [next(media.iter_frames(src, a, a + 1, pix_fmt="rgb24")) for a, _ in video.shots]
+            # each shot's palette (k-means on its reference, as in production; engines without a
+            # palette constraint ignore it)
+            pals = [extract_palette([r], k=5, seed=0) for r in refs]
             gt = _Acc()
             for i, (a, b) in enumerate(video.shots):
                 _score_shot(gt, media.iter_frames(src, a, b, pix_fmt="rgb24"),
@@ -286,7 +290,8 @@ def run_benchmark(
                 acc = _Acc()
                 engine = COLORIZERS.create(name, analysis_width_px=analysis_width_px, **params)
                 for i, (a, b) in enumerate(video.shots):
-                    engine.start_shot([rgb_to_lab(refs[i])], None)
+                    engine.start_shot([rgb_to_lab(refs[i])], pals[i].colors_lab)
+                    engine.set_palette_weights(pals[i].weights)
                     _score_shot(acc, _method_frames(engine, video, a, b, acc),
                                 media.iter_frames(src, a, b, pix_fmt="rgb24"), video, i)
                 per_method[label].append(acc.row(label, video.name))

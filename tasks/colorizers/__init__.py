@@ -11,8 +11,9 @@ only).
 Example
 -------
 >>> from reel.tasks.colorizers import COLORIZERS
->>> COLORIZERS.names()
-['correspondence', 'exemplar-propagate', 'flow-propagate', 'gray', 'reinhard-global', 'welsh']
+>>> COLORIZERS.names()  # doctest: +NORMALIZE_WHITESPACE
+['correspondence', 'exemplar-propagate', 'flow-propagate', 'gray', 'learned-refcolor',
+ 'reinhard-global', 'welsh']
 """
 
 from reel.registry import Registry
@@ -27,5 +28,6 @@ from reel.tasks.colorizers import (  # noqa: E402,F401
     propagate,
     welsh,
 )
+from reel.tasks.colorizers import learned  # noqa: E402,F401  (RefColorNet refinement)
 
 __all__ = ["COLORIZERS", "Colorizer"]
