@@ -41,7 +41,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -1042,6 +1042,31 @@ class HarmonizeResult:
     film_offset_ab: tuple[float, float] = (0.0, 0.0)
 
 
+def _pass1_stats(eng: Harmonizer, frames: Iterable[tuple[int, np.ndarray]], size: tuple[int, int],
+                 label_maps: np.ndarray | None, labels_at) -> ShotChromaStats:
+    """Pass 1 of :func:`harmonize_shot` / :func:`harmonize_frames`: chroma statistics of the
+    ``(t, uint8 RGB (H, W, 3))`` frames, each resized (area filter) to the label maps'
+    resolution, else to the engine's ``analysis_width_px``; ``size`` is the frames' (W, H)."""
+    W, H = size
+    stats = ShotChromaStats(keep_frames=eng.keep_frame_stats)
+    if label_maps is not None:
+        sw, sh = label_maps.shape[2], label_maps.shape[1]
+    else:
+        sw = min(W, eng.analysis_width_px)
+        sh = max(1, int(round(H * sw / W)))
+    for t, rgb in frames:
+        small = rgb if (sw, sh) == (W, H) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        stats.update(rgb_to_lab(small)[..., 1:], labels_at(t), t)
+    return stats
+
+
+def _film_correction(film_gain: float, film_offset_ab) -> tuple[float, np.ndarray, bool]:
+    """``(gain, float32 (2,) a/b offset, whether the film-level correction changes anything)``."""
+    gain = float(film_gain)
+    offset = np.asarray(film_offset_ab, np.float32).reshape(2)
+    return gain, offset, gain != 1.0 or bool(np.any(offset != 0))
+
+
 def harmonize_shot(
     in_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -1120,21 +1145,11 @@ def harmonize_shot(
     stride = eng.stats_stride(n_hint)
     stats = None
     if stride is not None:
-        stats = ShotChromaStats(keep_frames=eng.keep_frame_stats)
-        if label_maps is not None:
-            sw, sh = label_maps.shape[2], label_maps.shape[1]
-        else:
-            sw = min(W, eng.analysis_width_px)
-            sh = max(1, int(round(H * sw / W)))
-        for t, rgb in enumerate(media.iter_frames(in_path, pix_fmt="rgb24")):
-            if t % stride:
-                continue
-            small = rgb if (sw, sh) == (W, H) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-            stats.update(rgb_to_lab(small)[..., 1:], labels_at(t), t)
+        stats = _pass1_stats(eng, ((t, rgb) for t, rgb in
+                                   enumerate(media.iter_frames(in_path, pix_fmt="rgb24"))
+                                   if t % stride == 0), (W, H), label_maps, labels_at)
     eng.fit(stats, palette)
-    gain = float(film_gain)
-    offset = np.asarray(film_offset_ab, np.float32).reshape(2)
-    film = gain != 1.0 or bool(np.any(offset != 0))
+    gain, offset, film = _film_correction(film_gain, film_offset_ab)
 
     # Pass 2: apply, recombine with the frame's own L, write.
     n = 0
@@ -1210,20 +1225,10 @@ def harmonize_frames(
     stride = eng.stats_stride(len(frames))
     stats = None
     if stride is not None:
-        stats = ShotChromaStats(keep_frames=eng.keep_frame_stats)
-        if label_maps is not None:
-            sw, sh = label_maps.shape[2], label_maps.shape[1]
-        else:
-            sw = min(W, eng.analysis_width_px)
-            sh = max(1, int(round(H * sw / W)))
-        for t in range(0, len(frames), stride):
-            rgb = frames[t]
-            small = rgb if (sw, sh) == (W, H) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-            stats.update(rgb_to_lab(small)[..., 1:], labels_at(t), t)
+        stats = _pass1_stats(eng, ((t, frames[t]) for t in range(0, len(frames), stride)),
+                             (W, H), label_maps, labels_at)
     eng.fit(stats, palette)
-    gain = float(film_gain)
-    offset = np.asarray(film_offset_ab, np.float32).reshape(2)
-    film = gain != 1.0 or bool(np.any(offset != 0))
+    gain, offset, film = _film_correction(film_gain, film_offset_ab)
     out = []
     for t, rgb in enumerate(frames):
         lab_small = labels_at(t)

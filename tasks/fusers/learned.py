@@ -9,7 +9,11 @@ region's core is exactly ``ab_edited`` and everything beyond the band exactly ``
 (bit for bit, the contract of every fuser). L is fused with the same weight (``fuse_lab``).
 
 CUDA with AMP when present (``device="auto"``), else CPU with ``settings.processing.torch_threads``;
-the class declares ``uses_gpu``. No state is carried between windows (``reset`` is a no-op).
+the class declares ``uses_gpu``. The shipped checkpoint refines the classical ``guided`` fuser
+(``FuseConfig.prior = "input"``): its blend weight, computed by a ``guided`` engine kept across
+the windows of a shot (its temporal mask stabilisation; ``reset`` resets it), is the network's
+prior, so an untrained network would return ``guided`` inside the band. The network itself
+carries no state between windows.
 
 Example
 -------
@@ -85,6 +89,11 @@ class LearnedFuser(Fuser):
         self.weights_sha256 = file_sha256(path)
         self._net = None
         self._device = None
+        self._guided = None  # the classical fuser a prior='input' FuseNet refines
+
+    def reset(self) -> None:
+        if self._guided is not None:
+            self._guided.reset()
 
     def _network(self):
         if self._net is None:
@@ -114,6 +123,11 @@ class LearnedFuser(Fuser):
         if not np.any(band > 0):
             return hard.astype(np.float32)
         net, dev = self._network()
+        prior = None
+        if net.config.prior == "input":
+            if self._guided is None:
+                self._guided = FUSERS.create("guided")
+            prior = self._guided.alpha_clip(np.asarray(L, np.float32), np.asarray(mask))
 
         def t(x: np.ndarray, channels: bool) -> torch.Tensor:
             x = torch.from_numpy(np.ascontiguousarray(x, np.float32))
@@ -123,7 +137,8 @@ class LearnedFuser(Fuser):
         with torch.inference_mode():
             with autocast(dev):
                 out = net(t(L, False), t(ab_original, True), t(ab_edited, True),
-                          t(mask, False), t(band, False))
+                          t(mask, False), t(band, False),
+                          None if prior is None else t(prior, False))
             a = out["alpha"][0, :, 0].float().cpu().numpy()
         # exact hard mask where the band weight is 0 (the network does the same; kept explicit)
         return np.where(band > 0, np.clip(a, 0.0, 1.0), hard).astype(np.float32)
