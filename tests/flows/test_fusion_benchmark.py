@@ -37,7 +37,10 @@ def test_benchmark_fusion_cli_writes_csv_and_summary(reel_home, tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out / "fusion.csv")))
     engines = [(r["engine"], r["video"]) for r in rows]
-    assert ("ideal", "blob") in engines and ("guided", "mean") in engines and len(rows) == 8
+    # ideal + every default engine (learned-fuse included), per video and as the mean row
+    from reel.flows.benchmarks.fusion import DEFAULT_ENGINES
+    assert ("ideal", "blob") in engines and ("guided", "mean") in engines
+    assert ("learned-fuse", "blob") in engines and len(rows) == 2 * (len(DEFAULT_ENGINES) + 1)
     by = {(r["engine"], r["video"]): r for r in rows}
     assert float(by[("ideal", "blob")]["de2000_band"]) == 0.0
     assert float(by[("hard", "blob")]["de2000_band"]) > 0.0

@@ -3,7 +3,6 @@ catalog, and `reel palette show` (no Prefect flow needed)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -19,15 +18,9 @@ from reel.tasks.references import ReferenceSelection
 runner = CliRunner()
 
 
-def _film(path: Path) -> Path:
+def _film(lavfi_film, path: Path) -> Path:
     """60 frames, 160x90, two shots (testsrc2, then smptebars), gray-ish source."""
-    subprocess.run([
-        "ffmpeg", "-v", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=1.2",
-        "-f", "lavfi", "-i", "smptebars=size=160x90:rate=25:duration=1.2",
-        "-filter_complex", "[0:v][1:v]concat=n=2:v=1,hue=s=0[v]", "-map", "[v]",
-        "-c:v", "ffv1", "-pix_fmt", "yuv420p", str(path)], check=True)
-    return path
+    return lavfi_film(path, ("testsrc2", "smptebars"), gray=True)
 
 
 def _selection(palette=None, path=None):
@@ -35,8 +28,8 @@ def _selection(palette=None, path=None):
                               engine={}, seconds=0.0)
 
 
-def test_reference_less_shot_gets_a_seeded_gmm_palette(tmp_path):
-    src = _film(tmp_path / "film.mkv")
+def test_reference_less_shot_gets_a_seeded_gmm_palette(tmp_path, lavfi_film):
+    src = _film(lavfi_film, tmp_path / "film.mkv")
     sel = palettes.ensure_shot_palette(_selection(), src, 0, 30, tmp_path / "shot", k=5, seed=123)
     pal = sel.palette
     assert pal is not None and pal.source == "gmm" and pal.seed == 123
@@ -53,11 +46,11 @@ def test_reference_less_shot_gets_a_seeded_gmm_palette(tmp_path):
 
 
 @pytest.fixture
-def item(reel_home, tmp_path):
+def item(reel_home, tmp_path, lavfi_film):
     films, refs = tmp_path / "films", tmp_path / "refs"
     films.mkdir()
     refs.mkdir()
-    _film(films / "reel1.mkv")
+    _film(lavfi_film, films / "reel1.mkv")
     cv2.imwrite(str(refs / "red.png"), np.full((40, 60, 3), (40, 40, 200), np.uint8))
     cv2.imwrite(str(refs / "blue.png"), np.full((40, 60, 3), (170, 50, 30), np.uint8))
     r = runner.invoke(app, ["ingest", str(films), "--collection", "col", "--references", str(refs)])

@@ -242,24 +242,13 @@ def test_region_mask_from_labels_and_box():
     assert 0.0 < soft[0, 6] < 1.0 and soft[4, 11] > 0.9 and soft[4, 0] < 1e-3
 
 
-def test_regional_edit_moves_the_region_to_the_target_and_keeps_luminance(tmp_path):
+def test_regional_edit_moves_the_region_to_the_target_and_keeps_luminance(tmp_path, two_region_shot):
     from reel.tasks.colorspace import rgb_to_lab
-    from reel.tasks.media import FrameWriter, count_frames, iter_frames
+    from reel.tasks.media import count_frames, iter_frames
 
-    W, H, T = 48, 32, 6
-    frames = []
-    for t in range(T):
-        f = np.zeros((H, W, 3), np.uint8)
-        f[:, :] = (120, 120, 120)
-        f[:, : W // 2] = (60, 140, 60)  # a green left half (region 1)
-        frames.append(f)
-    src = tmp_path / "harmonized.mkv"
-    with FrameWriter(src, W, H, "25/1") as w:
-        for f in frames:
-            w.write(f)
-    labels = np.zeros((T, H // 2, W // 2), np.uint16)
-    labels[:, :, : W // 4] = 1
-    np.savez_compressed(tmp_path / "labels.npz", labels=labels)
+    T = 6
+    # a gray frame with a green left half (region 1), no texture
+    src, frames, _ = two_region_shot(T=T, background=(120, 120, 120), texture=0)
     target = "#3050c0"  # blue
     before = tmp_path.joinpath("harmonized.mkv").read_bytes()
     res = review.regional_edit(src, tmp_path / "restored.mkv",

@@ -3,8 +3,6 @@ kept on re-detection, work folders kept with their shots; CSV/EDL exports (no Pr
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -20,23 +18,12 @@ def _text(result) -> str:
     return " ".join(result.output.split())
 
 
-def _film(path):
-    """90 frames at 25 fps: testsrc2, smptebars, testsrc (cuts at 30 and 60)."""
-    subprocess.run([
-        "ffmpeg", "-v", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=1.2",
-        "-f", "lavfi", "-i", "smptebars=size=160x90:rate=25:duration=1.2",
-        "-f", "lavfi", "-i", "testsrc=size=160x90:rate=25:duration=1.2",
-        "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1[v]", "-map", "[v]",
-        "-c:v", "ffv1", "-pix_fmt", "yuv420p", str(path)], check=True)
-    return path
-
-
 @pytest.fixture
-def item(reel_home, tmp_path):
+def item(reel_home, tmp_path, lavfi_film):
     films = tmp_path / "films"
     films.mkdir()
-    _film(films / "reel1.mkv")
+    # 90 frames at 25 fps: testsrc2, smptebars, testsrc (cuts at 30 and 60)
+    lavfi_film(films / "reel1.mkv", ("testsrc2", "smptebars", "testsrc"))
     r = runner.invoke(app, ["ingest", str(films), "--collection", "col"])
     assert r.exit_code == 0, r.output
     return reel_home

@@ -215,32 +215,12 @@ def test_band_helpers_and_interface_checks():
 # ------------------------------------------------------------------------------------------
 
 
-def _shot(tmp_path, T=8, H=32, W=48):
-    from reel.tasks.media import FrameWriter
-
-    frames = []
-    for t in range(T):
-        f = np.zeros((H, W, 3), np.uint8)
-        f[:] = (150, 120, 90)
-        f[:, : W // 2] = (60, 140, 60)  # region 1: a green left half
-        f[::4, :, :] += 6  # a little texture
-        frames.append(f)
-    src = tmp_path / "harmonized.mkv"
-    with FrameWriter(src, W, H, "25/1") as w:
-        for f in frames:
-            w.write(f)
-    labels = np.zeros((T, H // 2, W // 2), np.uint16)
-    labels[:, :, : W // 4] = 1
-    np.savez_compressed(tmp_path / "labels.npz", labels=labels)
-    return src, frames, tmp_path / "labels.npz"
-
-
 @pytest.mark.parametrize("fuser", ["guided", "feather"])
-def test_edit_shot_changes_the_region_only_and_is_deterministic(tmp_path, fuser):
+def test_edit_shot_changes_the_region_only_and_is_deterministic(tmp_path, two_region_shot, fuser):
     from reel.tasks.colorspace import rgb_to_lab
     from reel.tasks.media import count_frames, iter_frames, sha256_file
 
-    src, frames, labels = _shot(tmp_path)
+    src, frames, labels = two_region_shot()
     before = sha256_file(src)
     edit = {"region": {"labels": [1]}, "params": {"hue_deg": -30}, "id": 7}
     res = edit_shot(src, tmp_path / "restored.mkv", [edit], labels_path=labels, fuser=fuser)
@@ -259,12 +239,12 @@ def test_edit_shot_changes_the_region_only_and_is_deterministic(tmp_path, fuser)
     assert sha256_file(again.out_path) == sha256_file(res.out_path)
 
 
-def test_edit_shot_target_colour_edit_and_missing_labels(tmp_path):
+def test_edit_shot_target_colour_edit_and_missing_labels(tmp_path, two_region_shot):
     from reel.tasks.colorspace import rgb_to_lab
     from reel.tasks.edit import regional_edit, target_ab
     from reel.tasks.media import iter_frames
 
-    src, frames, labels = _shot(tmp_path)
+    src, frames, labels = two_region_shot()
     res = regional_edit(src, tmp_path / "t.mkv", {"region": {"labels": [1]}, "target_rgb": "#3050c0"},
                         labels_path=labels, feather_px=0.0)
     out = next(iter(iter_frames(res.out_path, pix_fmt="rgb24")))
@@ -274,8 +254,8 @@ def test_edit_shot_target_colour_edit_and_missing_labels(tmp_path):
         edit_shot(src, tmp_path / "x.mkv", [{"region": {"labels": [1]}, "params": {"hue_deg": 5}}])
 
 
-def test_region_stats_lists_areas_and_mean_colours(tmp_path):
-    src, frames, labels = _shot(tmp_path)
+def test_region_stats_lists_areas_and_mean_colours(tmp_path, two_region_shot):
+    src, frames, labels = two_region_shot()
     stats = region_stats(src, labels)
     assert [s.region_id for s in stats] == [0, 1] or [s.region_id for s in stats] == [1, 0]
     by_id = {s.region_id: s for s in stats}
