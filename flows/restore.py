@@ -342,7 +342,7 @@ def _submit_after_colorization(settings, item, src, shot, d: Path, keys: dict, k
                        segmentation=seg, selection=refs, engine=e_har, film_shift=film_shift)
     edit = None
     if shot_edits:  # after harmonization, before QC (tasks/edit.py)
-        with stage(edit_tasks.edit_shot_task, "regional_edit") as t:
+        with stage(edit_tasks.edit_shot_task, "regional_edit", "fuse", e_fuse) as t:
             edit = t.submit(har, d / "restored.mkv", edits=shot_edits, segmentation=seg,
                             fuser=e_fuse)
     with stage(qc_shot_task, "qc") as t:

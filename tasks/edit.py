@@ -651,7 +651,12 @@ def synthetic_regional_edit(rgb: np.ndarray, *, params: EditParams | None = None
 
 
 def _edit_for_flow(harmonized, out_path, *, edits: Sequence[dict], segmentation=None,
-                   fuser: str = "guided", fuser_params: dict[str, Any] | None = None) -> EditResult:
+                   fuser: str = "guided", fuser_params: dict[str, Any] | None = None,
+                   device: str | None = None) -> EditResult:
+    """Flow adapter; ``device`` (chosen by the flow's runner for GPU-capable fusers such as
+    ``learned-fuse``) is passed to the fuser."""
+    if device is not None:
+        fuser_params = {**(fuser_params or {}), "device": device}
     return edit_shot(harmonized.out_path, out_path, edits,
                      labels_path=segmentation.labels_path if segmentation is not None else None,
                      fuser=fuser, fuser_params=fuser_params)

@@ -304,3 +304,27 @@ def test_benchmark_scores_the_ideal_as_perfect_and_hard_seams():
     hard = score(s, L, ab)
     assert hard["de2000_band"] > 0 and hard["seam"] > 0 and sec >= 0
     assert hard["de2000_nonedge"] < hard["de2000_band"]
+
+
+def test_flow_adapter_runs_a_gpu_capable_fuser_on_the_device_the_runner_chose(tmp_path,
+                                                                                two_region_shot):
+    """The restore flow routes the edit stage through flows/runners.gpu_stage_task, which passes
+    ``device=`` for fusers that declare ``uses_gpu`` (learned-fuse); the adapter hands it on."""
+    from types import SimpleNamespace
+
+    from reel.flows import runners
+    from reel.tasks.edit import _edit_for_flow
+    from reel.tasks.fusers import FUSERS
+
+    src, _, labels = two_region_shot(T=4)
+    cls = FUSERS.get("learned-fuse")
+    assert cls.uses_gpu and runners.accepts_param(cls, "device")
+    edit = {"region": {"labels": [1]}, "params": {"hue_deg": 30.0}}
+    res = _edit_for_flow(SimpleNamespace(out_path=src), tmp_path / "out.mkv", edits=[edit],
+                         segmentation=SimpleNamespace(labels_path=labels),
+                         fuser="learned-fuse", device="cpu")
+    assert res.out_path.is_file() and res.engine["params"]["fuser"]["engine"] == "learned-fuse"
+    # the device is where it runs, not a parameter of the result: same bytes without it
+    again = _edit_for_flow(SimpleNamespace(out_path=src), tmp_path / "again.mkv", edits=[edit],
+                           segmentation=SimpleNamespace(labels_path=labels), fuser="learned-fuse")
+    assert res.out_path.read_bytes() == again.out_path.read_bytes()
