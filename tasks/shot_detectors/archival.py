@@ -29,6 +29,7 @@ Example
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -76,6 +77,7 @@ class ArchivalAnalysis:
     shift: np.ndarray
     _flash: np.ndarray | None = field(default=None, repr=False, compare=False)
     _pos: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _moved: dict = field(default_factory=dict, repr=False, compare=False)
 
     def aligned(self, frames: np.ndarray, centre: int) -> np.ndarray:
         """Coarse thumbnails of ``frames`` moved by the camera motion so that they line up
@@ -94,9 +96,14 @@ class ArchivalAnalysis:
             return self.coarse[frames].reshape(len(frames), -1).astype(np.float64)
         out = np.empty((len(frames), (h - 2 * my) * (w - 2 * mx)))
         for i, (t, (dx, dy)) in enumerate(zip(frames, off)):
-            M = np.float32([[1, 0, dx], [0, 1, dy]])
-            moved = cv2.warpAffine(self.coarse[t], M, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
+            # the ramp fit asks for the same (frame, centre) pairs many times: warp each once
+            key = (int(t), int(centre))
+            moved = self._moved.get(key)
+            if moved is None:
+                M = np.float32([[1, 0, dx], [0, 1, dy]])
+                moved = self._moved[key] = cv2.warpAffine(
+                    self.coarse[t], M, (w, h), flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
             out[i] = moved[my: h - my, mx: w - mx].ravel()
         return out
 
@@ -268,7 +275,8 @@ class ArchivalShotDetector(ShotDetector):
         gain and offset (flicker). Features:
 
         ``hist``
-            histogram of z over [-3, 3] (24 bins, every 2nd row and column; sums to 1);
+            histogram of z over [-3, 3] (24 bins, every 2nd row and column; sums to 1), and
+            ``hist_cdf`` its cumulative sum;
         ``small``
             z area-resized to 64 px wide and blurred (sigma 0.6 px; float32), the luminance
             layout;
@@ -288,10 +296,14 @@ class ArchivalShotDetector(ShotDetector):
         """
         if gray.ndim != 2:
             raise ValueError(f"expected gray (H, W) frames, got shape {gray.shape}")
+        gray = np.ascontiguousarray(gray, dtype=np.uint8)
         f = gray.astype(np.float32)
-        mean, std = cv2.meanStdDev(f)
+        mean, std = cv2.meanStdDev(gray)  # same values as on f (exact sums), cheaper on uint8
         mean, std = float(mean[0, 0]), float(std[0, 0])
-        z = (f - mean) / max(std, self.MIN_STD)
+        # z-score every possible gray level once (the same float32 arithmetic as on the
+        # frame), then look the frame up: a uint8 frame has only 256 values
+        z_lut = (_LEVELS_F32 - mean) / max(std, self.MIN_STD)
+        z = cv2.LUT(gray, z_lut.reshape(1, 256))
         h, w = z.shape
         sw = min(self.SMALL_WIDTH_PX, w)
         sh = max(8, int(round(h * sw / w)))
@@ -299,21 +311,25 @@ class ArchivalShotDetector(ShotDetector):
         # the full frame first, same low-pass effect)
         small = cv2.GaussianBlur(cv2.resize(z, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), 0.6)
         bins = self.HIST_BINS
-        zs = z[::2, ::2]  # every 4th pixel is plenty for a 24-bin histogram
-        idx = ((zs + self.HIST_RANGE_Z) * (bins / (2.0 * self.HIST_RANGE_Z))).astype(np.int32)
-        hist = np.bincount(np.clip(idx, 0, bins - 1).ravel(), minlength=bins)
+        # every 4th pixel is plenty for a 24-bin histogram; count the gray levels of that
+        # sample, then sum the counts into the z bin of each level
+        idx_lut = ((z_lut + self.HIST_RANGE_Z) * (bins / (2.0 * self.HIST_RANGE_Z))).astype(np.int32)
+        idx_lut = np.minimum(np.maximum(idx_lut, 0), bins - 1)
+        sample = gray[::2, ::2]
+        counts = np.bincount(sample.ravel(), minlength=256)
+        hist = np.bincount(idx_lut, weights=counts, minlength=bins) / max(1, sample.size)
         sb = cv2.GaussianBlur(small, (0, 0), 0.8)
         gx = cv2.Sobel(sb, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(sb, cv2.CV_32F, 0, 1, ksize=3)
         cw = min(self.COARSE_WIDTH_PX, w)
         ch = max(3, int(round(h * cw / w)))
         coarse = cv2.resize(f, (cw, ch), interpolation=cv2.INTER_AREA)
-        sample = gray[::2, ::2].ravel()
         k10, k90 = int(0.1 * (sample.size - 1)), int(0.9 * (sample.size - 1))
-        part = np.partition(sample, (k10, k90))
-        contrast = float(part[k90]) - float(part[k10])
+        lo10, hi90 = _order_stats(counts, (k10, k90))
+        contrast = float(hi90) - float(lo10)
         return {
-            "hist": hist.astype(np.float64) / max(1, zs.size),
+            "hist": hist,
+            "hist_cdf": np.cumsum(hist),
             "small": small.astype(np.float32),
             "grad": cv2.magnitude(gx, gy),
             "stats": np.array([mean, std, contrast], np.float64),
@@ -333,12 +349,12 @@ class ArchivalShotDetector(ShotDetector):
         """
         g = np.asarray(gray)
         h = g.shape[0]
-        sample = g[::4, ::4].ravel()
+        g = np.ascontiguousarray(g, dtype=np.uint8)
+        sample = g[::4, ::4]
         k2, k50 = int(0.02 * (sample.size - 1)), (sample.size - 1) // 2
-        part = np.partition(sample, (k2, k50))
-        lo, med = float(part[k2]), float(part[k50])
-        thr = min(0.5 * med, lo + 40.0)
-        mask = cv2.compare(np.ascontiguousarray(g, dtype=np.uint8), float(thr), cv2.CMP_LT)
+        lo, med = _order_stats(np.bincount(sample.ravel(), minlength=256), (k2, k50))
+        thr = min(0.5 * float(med), float(lo) + 40.0)
+        mask = cv2.compare(g, float(thr), cv2.CMP_LT)
         dark_rows = cv2.reduce(mask, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() >= 0.9 * 255
         if not dark_rows.any():
             return float("nan")
@@ -397,7 +413,9 @@ class ArchivalShotDetector(ShotDetector):
             Same for the gradient magnitudes, divided by 1.5 x their mean trimmed magnitude,
             clipped to 1.
         """
-        ca, cb = np.cumsum(fa["hist"]), np.cumsum(fb["hist"])
+        ca, cb = fa.get("hist_cdf"), fb.get("hist_cdf")
+        ca = np.cumsum(fa["hist"]) if ca is None else ca
+        cb = np.cumsum(fb["hist"]) if cb is None else cb
         bin_w = 2.0 * self.HIST_RANGE_Z / self.HIST_BINS
         d_hist = min(1.0, float(np.abs(ca - cb).sum()) * bin_w / self.HIST_W1_SCALE)
         if fa["small"].shape != fb["small"].shape:
@@ -812,8 +830,9 @@ class ArchivalShotDetector(ShotDetector):
         return sorted(out, key=lambda c: c.index)
 
     def boundaries(self, frames: Iterable[np.ndarray]) -> tuple[list[Boundary], int]:
-        a = self.analyse(frames)
-        return self.select(a), a.n
+        with _one_opencv_thread():
+            a = self.analyse(frames)
+            return self.select(a), a.n
 
 
 def _blend_gain_units(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -834,7 +853,7 @@ def _blend_gain_units(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 def _unit(v: np.ndarray) -> np.ndarray:
     """Flattened, mean removed, unit norm (float32); a unit vector passes unchanged."""
     v = np.asarray(v, np.float32).ravel()
-    v = v - v.mean(dtype=np.float64)
+    v = v - np.add.reduce(v, dtype=np.float64) / v.size  # = v.mean(dtype=float64), faster
     return (v / (float(np.linalg.norm(v)) + 1e-9)).astype(np.float32)
 
 
@@ -848,10 +867,12 @@ def _mix_shares(X: np.ndarray, Y: np.ndarray, iterations: int = 3, tukey_c: floa
     m, k = Y.shape
     W = np.ones((m, k))
     coef = np.zeros((m, X.shape[1]))
-    for _ in range(iterations + 1):
+    for it in range(iterations + 1):
         G = np.einsum("ij,mi,ik->mjk", X, W, X) + 1e-9 * np.eye(X.shape[1])
         rhs = np.einsum("ij,mi,mi->mj", X, W, Y)
         coef = np.linalg.solve(G, rhs[..., None])[..., 0]
+        if it == iterations:
+            break  # the last fit's weights would not be used
         R = Y - coef @ X.T
         scale = 1.4826 * np.median(np.abs(R), axis=1, keepdims=True) + 1e-6
         U = R / (tukey_c * scale)
@@ -861,6 +882,38 @@ def _mix_shares(X: np.ndarray, Y: np.ndarray, iterations: int = 3, tukey_c: floa
     tot = coef[:, 0] + coef[:, 1]
     ok = np.abs(tot) > 1e-6
     return np.clip(np.where(ok, coef[:, 1] / np.where(ok, tot, 1.0), 0.5), -0.5, 1.5)
+
+
+@contextmanager
+def _one_opencv_thread():
+    """Run OpenCV single-threaded inside the block (restored after).
+
+    Every OpenCV call here works on a thumbnail of a few thousand pixels, where handing rows
+    to worker threads costs more CPU (thread wake-ups, active waiting) than it saves: about
+    0.3-0.4 ms of CPU per frame on 2 loaded cores. The setting is process-wide, so OpenCV
+    calls of other threads in the process also run single-threaded meanwhile (same results,
+    less parallelism); the per-pixel operations used here give the same values either way.
+    """
+    n = cv2.getNumThreads()
+    if n == 1:
+        yield
+        return
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(n)
+
+
+#: The 256 gray levels of a uint8 frame, as float32 (z-score look-up tables).
+_LEVELS_F32 = np.arange(256, dtype=np.float32)
+
+
+def _order_stats(counts: np.ndarray, ranks: tuple[int, ...]) -> list[int]:
+    """Values at 0-based ``ranks`` of the sorted sample whose level histogram is ``counts``
+    (what ``np.partition(sample, ranks)[ranks]`` gives, without sorting)."""
+    cum = np.cumsum(counts)
+    return [int(v) for v in np.searchsorted(cum, np.asarray(ranks), side="right")]
 
 
 def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
@@ -877,8 +930,9 @@ def _trimmed_mean(x: np.ndarray, trim: float) -> float:
     x = np.ascontiguousarray(x).ravel()
     k = max(1, int(x.size * (1.0 - trim)))
     if k >= x.size:
-        return float(x.mean(dtype=np.float64))
-    return float(np.partition(x, k - 1)[:k].mean(dtype=np.float64))
+        return float(np.add.reduce(x, dtype=np.float64) / x.size)
+    # = .mean(dtype=float64) of the k smallest, without ndarray.mean's Python overhead
+    return float(np.add.reduce(np.partition(x, k - 1)[:k], dtype=np.float64) / k)
 
 
 __all__ = ["ArchivalAnalysis", "ArchivalShotDetector"]
