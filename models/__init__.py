@@ -35,8 +35,8 @@ add ``"<name>": "reel.models.<name>_train"`` to :data:`TRAINER_MODULES` below.
 
 Example
 -------
->>> sorted(TRAINER_MODULES)[:1]
-['refcolor']
+>>> sorted(TRAINER_MODULES)
+['fuse', 'harmonize', 'refcolor']
 """
 
 #: Trainer name -> module whose import registers it (kept here, torch-free, so the CLI can list

@@ -38,8 +38,6 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,10 +47,10 @@ import cv2
 import numpy as np
 import torch
 
-from reel.models.device import apply_threads, select_device
 from reel.models.refcolor_net import RefColorConfig, RefColorNet
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
-                                  register_trainer, run_training_loop, seed_everything)
+                                  cached_npz, clip_run_options, cosine_adam, fit_and_validate,
+                                  register_trainer, seed_everything, start_run)
 
 TRAIN_IMAGES = ("skimage:astronaut", "skimage:chelsea", "skimage:rocket",
                 "skimage:hubble_deep_field", "skimage:immunohistochemistry", "skimage:retina",
@@ -173,33 +171,25 @@ def build_dataset(images: Sequence[str], n_clips: int, classical_fn: ClassicalFn
     Returns float16 arrays: ``lab`` (N, T, H, W, 3) truth, ``ab_cls`` (N, T, H, W, 2),
     ``conf`` (N, T, H, W).
     """
-    key = hashlib.sha256(json.dumps([DATA_VERSION, list(images), n_clips, frames, list(size),
-                                     seed]).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"refcolor-data-{key}.npz" if cache_dir else None
-    if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    rng = np.random.default_rng(seed)
-    stills = [load_still(s) for s in images]
-    labs = np.empty((n_clips, frames, *size, 3), np.float16)
-    abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
-    confs = np.empty((n_clips, frames, *size), np.float16)
-    for i in range(n_clips):
-        j = i % len(stills)
-        other = stills[(j + 1 + int(rng.integers(0, max(len(stills) - 1, 1)))) % len(stills)]
-        sprite = other if (rng.random() < 0.7 and len(stills) > 1) else None
-        clip = synthesize_clip(stills[j], sprite, rng, frames=frames, size=size)
-        ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
-        labs[i], abs_[i], confs[i] = clip, ab, conf
-        if progress:
-            progress(i + 1, n_clips)
-    data = {"lab": labs, "ab_cls": abs_, "conf": confs}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **data)
-        tmp.replace(path)
-    return data
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        stills = [load_still(s) for s in images]
+        labs = np.empty((n_clips, frames, *size, 3), np.float16)
+        abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
+        confs = np.empty((n_clips, frames, *size), np.float16)
+        for i in range(n_clips):
+            j = i % len(stills)
+            other = stills[(j + 1 + int(rng.integers(0, max(len(stills) - 1, 1)))) % len(stills)]
+            sprite = other if (rng.random() < 0.7 and len(stills) > 1) else None
+            clip = synthesize_clip(stills[j], sprite, rng, frames=frames, size=size)
+            ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
+            labs[i], abs_[i], confs[i] = clip, ab, conf
+            if progress:
+                progress(i + 1, n_clips)
+        return {"lab": labs, "ab_cls": abs_, "conf": confs}
+
+    return cached_npz(cache_dir, "refcolor",
+                      [DATA_VERSION, list(images), n_clips, frames, list(size), seed], build)
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, centres: np.ndarray, *,
@@ -303,18 +293,11 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     if classical_fn is None:
         raise ValueError("the refcolor trainer needs options.extra['classical_fn'] (run it "
                          "through reel.flows.train.train_model / `reel train refcolor`)")
-    steps = int(options.steps or d.steps)
-    if steps <= 0:
-        raise ValueError(f"steps must be > 0, got {steps}")
-    bs = int(options.batch_size or d.batch_size)
-    lr = float(options.lr or d.lr)
-    n_clips, n_val = int(ex.get("clips", d.clips)), int(ex.get("val_clips", d.val_clips))
-    frames, size = int(ex.get("frames", d.frames)), tuple(ex.get("size", d.size))
+    run = clip_run_options(options, ex, d)
+    steps, bs, lr = run.steps, run.batch_size, run.lr
+    n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     warp_w = float(ex.get("warp_loss_weight", d.warp_loss_weight))
-    val_every = int(options.val_every or ex.get("val_every", d.val_every))
-    device = select_device(options.device, set_threads=False)
-    apply_threads(options.threads or d.threads)
-    seed_everything(options.seed)
+    device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
                               seed=options.seed, cache_dir=options.work_dir)
@@ -323,9 +306,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     config = RefColorConfig(**ex.get("config", {}))
     seed_everything(options.seed)
     model = RefColorNet(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
+    opt, sched = cosine_adam(model, lr, steps)
     rng = np.random.default_rng(options.seed)
     h = config.window // 2
 
@@ -334,15 +315,10 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         centres = rng.integers(1, frames, size=bs)  # frame 0 is the reference
         return make_batch(train, idx, centres, window=2 * h + 1, rng=rng, device=device)
 
-    val_history: dict[str, list[tuple[int, float]]] = {}
-    with Stopwatch() as sw:
-        history = run_training_loop(
-            model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w), steps=steps,
-            seed=options.seed, device=device, scheduler=sched, progress_cb=progress_cb,
-            val_fn=lambda m: evaluate(m, val, device), val_every=val_every,
-            val_history=val_history)
-        metrics = evaluate(model, val, device)
-    model.to("cpu").eval()
+    history, metrics, val_history, train_s = fit_and_validate(
+        model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w),
+        lambda m: evaluate(m, val, device), steps=steps, seed=options.seed, device=device,
+        scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
     data_desc = (
         f"Synthetic clips ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "
@@ -352,7 +328,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         "classical chroma. None of the benchmark videos (bikes, carphone, bigbuckbunny) used. "
         f"Data synthesis + classical runs: {sw_data.seconds:.0f} s (or cache hit).")
     return TrainResult(
-        name="refcolor", model=model, config=config, steps=steps, wall_s=sw.seconds + sw_data.seconds,
+        name="refcolor", model=model, config=config, steps=steps, wall_s=train_s + sw_data.seconds,
         history=history, val_metrics=metrics, val_history=val_history,
         data_description=data_desc,
         description=("RefColorNet refines exemplar-propagate: reference attention (with a "
@@ -362,7 +338,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "warp_loss_weight": warp_w,
                 "threads": torch.get_num_threads(), "seed": options.seed,
-                "train_s": round(sw.seconds, 1), "data_s": round(sw_data.seconds, 1)},
+                "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)
 
 

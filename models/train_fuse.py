@@ -33,8 +33,6 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,12 +42,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reel.models.device import apply_threads, select_device
 from reel.models.fuse_net import FuseConfig, FuseNet
 from reel.models.refcolor_train import TRAIN_IMAGES, VAL_IMAGES, load_still
 from reel.models.train_harmonize import camera_clip, lab_to_rgb_u8
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
-                                  register_trainer, run_training_loop, seed_everything)
+                                  cached_npz, clip_run_options, cosine_adam, fit_and_validate,
+                                  register_trainer, seed_everything, start_run)
 
 DATA_VERSION = "2"
 
@@ -90,43 +88,36 @@ def build_dataset(images: Sequence[str], n_clips: int, edit_fn: EditFn, band_fn:
     uint8 ``coarse``, ``true`` masks and ``eval_band`` (N, T, H, W), float16 ``band`` weight
     and, with ``prior_fn``, float16 ``prior`` (its blend weight on each clip).
     """
-    key = hashlib.sha256(json.dumps([DATA_VERSION, list(images), n_clips, frames, list(size),
-                                     seed, band_px, prior_fn is not None]).encode()
-                         ).hexdigest()[:16]
-    path = Path(cache_dir) / f"fuse-data-{key}.npz" if cache_dir else None
-    if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    rng = np.random.default_rng(seed)
-    stills = [load_still(s) for s in images]
-    shape = (n_clips, frames, *size)
-    data = {"L": np.empty(shape, np.float16), "ab": np.empty(shape + (2,), np.float16),
-            "ab_edited": np.empty(shape + (2,), np.float16),
-            "ab_ideal": np.empty(shape + (2,), np.float16),
-            "coarse": np.empty(shape, np.uint8), "true": np.empty(shape, np.uint8),
-            "eval_band": np.empty(shape, np.uint8), "band": np.empty(shape, np.float16)}
-    if prior_fn is not None:
-        data["prior"] = np.empty(shape, np.float16)
-    for i in range(n_clips):
-        clip, _ = camera_clip(stills[i % len(stills)], None, rng, frames=frames, size=size)
-        s = edit_fn(lab_to_rgb_u8(clip), seed=seed * 100003 + i, band_px=band_px)
-        data["L"][i] = s.L
-        data["ab"][i] = s.ab
-        data["ab_edited"][i] = s.ab_edited
-        data["ab_ideal"][i] = s.ab_ideal
-        data["coarse"][i] = s.coarse_mask > 0.5
-        data["true"][i] = s.true_mask > 0.5
-        data["eval_band"][i] = s.band
-        data["band"][i] = np.stack([band_fn((m > 0.5).astype(np.uint8), band_px)
-                                    for m in s.coarse_mask])
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        stills = [load_still(s) for s in images]
+        shape = (n_clips, frames, *size)
+        data = {"L": np.empty(shape, np.float16), "ab": np.empty(shape + (2,), np.float16),
+                "ab_edited": np.empty(shape + (2,), np.float16),
+                "ab_ideal": np.empty(shape + (2,), np.float16),
+                "coarse": np.empty(shape, np.uint8), "true": np.empty(shape, np.uint8),
+                "eval_band": np.empty(shape, np.uint8), "band": np.empty(shape, np.float16)}
         if prior_fn is not None:
-            data["prior"][i] = prior_fn(s.L, s.coarse_mask)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **data)
-        tmp.replace(path)
-    return data
+            data["prior"] = np.empty(shape, np.float16)
+        for i in range(n_clips):
+            clip, _ = camera_clip(stills[i % len(stills)], None, rng, frames=frames, size=size)
+            s = edit_fn(lab_to_rgb_u8(clip), seed=seed * 100003 + i, band_px=band_px)
+            data["L"][i] = s.L
+            data["ab"][i] = s.ab
+            data["ab_edited"][i] = s.ab_edited
+            data["ab_ideal"][i] = s.ab_ideal
+            data["coarse"][i] = s.coarse_mask > 0.5
+            data["true"][i] = s.true_mask > 0.5
+            data["eval_band"][i] = s.band
+            data["band"][i] = np.stack([band_fn((m > 0.5).astype(np.uint8), band_px)
+                                        for m in s.coarse_mask])
+            if prior_fn is not None:
+                data["prior"][i] = prior_fn(s.L, s.coarse_mask)
+        return data
+
+    return cached_npz(cache_dir, "fuse",
+                      [DATA_VERSION, list(images), n_clips, frames, list(size), seed, band_px,
+                       prior_fn is not None], build)
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, *, rng: np.random.Generator | None,
@@ -207,25 +198,18 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
     if edit_fn is None or band_fn is None:
         raise ValueError("the fuse trainer needs options.extra['edit_fn'] and ['band_fn'] (run "
                          "it through reel.flows.train.train_model / `reel train fuse`)")
-    steps = int(options.steps or d.steps)
-    if steps <= 0:
-        raise ValueError(f"steps must be > 0, got {steps}")
-    bs = int(options.batch_size or d.batch_size)
-    lr = float(options.lr or d.lr)
-    n_clips, n_val = int(ex.get("clips", d.clips)), int(ex.get("val_clips", d.val_clips))
-    frames, size = int(ex.get("frames", d.frames)), tuple(ex.get("size", d.size))
+    run = clip_run_options(options, ex, d)
+    steps, bs, lr = run.steps, run.batch_size, run.lr
+    n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     band_px = float(ex.get("band_px", d.band_px))
     bce_w = float(ex.get("bce_weight", d.bce_weight))
-    val_every = int(options.val_every or ex.get("val_every", d.val_every))
     config = FuseConfig(**{"prior": d.prior, **ex.get("config", {})})
     if config.prior == "input" and prior_fn is None:
         raise ValueError("FuseNet with prior='input' needs options.extra['prior_fn'] (the "
                          "classical fuser; supplied by `reel train fuse`)")
     if config.prior != "input":
         prior_fn = None
-    device = select_device(options.device, set_threads=False)
-    apply_threads(options.threads or d.threads)
-    seed_everything(options.seed)
+    device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, edit_fn, band_fn, frames=frames, size=size,
                               seed=options.seed, band_px=band_px, prior_fn=prior_fn,
@@ -235,23 +219,16 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
                             cache_dir=options.work_dir)
     seed_everything(options.seed)
     model = FuseNet(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
+    opt, sched = cosine_adam(model, lr, steps)
     rng = np.random.default_rng(options.seed)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         return make_batch(train, rng.integers(0, n_clips, size=bs), rng=rng, device=device)
 
-    val_history: dict[str, list[tuple[int, float]]] = {}
-    with Stopwatch() as sw:
-        history = run_training_loop(
-            model, opt, batch_fn, lambda m, b: fuse_loss(m, b, bce_w), steps=steps,
-            seed=options.seed, device=device, scheduler=sched, progress_cb=progress_cb,
-            val_fn=lambda m: evaluate(m, val, device), val_every=val_every,
-            val_history=val_history)
-        metrics = evaluate(model, val, device)
-    model.to("cpu").eval()
+    history, metrics, val_history, train_s = fit_and_validate(
+        model, opt, batch_fn, lambda m, b: fuse_loss(m, b, bce_w),
+        lambda m: evaluate(m, val, device), steps=steps, seed=options.seed, device=device,
+        scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
     data_desc = (
         f"Synthetic regional edits of clips ({frames} frames, {size[0]}x{size[1]}) cut from "
         f"stills along random camera paths: train {n_clips} clips from "
@@ -264,7 +241,7 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
         f"videos used. Data synthesis: {sw_data.seconds:.0f} s (or cache hit).")
     return TrainResult(
         name="fuse", model=model, config=config, steps=steps,
-        wall_s=sw.seconds + sw_data.seconds, history=history, val_metrics=metrics,
+        wall_s=train_s + sw_data.seconds, history=history, val_metrics=metrics,
         val_history=val_history, data_description=data_desc,
         description=("FuseNet: blend weight of a regional edit predicted only inside the coarse "
                      "mask's edge band, from spectral (FFC, rfft2) blocks and per-position "
@@ -273,7 +250,7 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "band_px": band_px,
                 "bce_weight": bce_w, "threads": torch.get_num_threads(), "seed": options.seed,
-                "train_s": round(sw.seconds, 1), "data_s": round(sw_data.seconds, 1)},
+                "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)
 
 

@@ -33,8 +33,6 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,11 +42,11 @@ import cv2
 import numpy as np
 import torch
 
-from reel.models.device import apply_threads, select_device
 from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
 from reel.models.refcolor_train import TRAIN_IMAGES, VAL_IMAGES, _affine, load_still
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
-                                  register_trainer, run_training_loop, seed_everything)
+                                  cached_npz, clip_run_options, cosine_adam, fit_and_validate,
+                                  register_trainer, seed_everything, start_run)
 
 DATA_VERSION = "1"
 KINDS = ("shift", "scale", "hue", "mixed", "drift")
@@ -145,39 +143,32 @@ def build_dataset(images: Sequence[str], n_clips: int, composite_fn: CompositeFn
     Returns ``gt`` float16 (N, T, H, W, 3) Lab truth, ``comp`` float16 (N, T, H, W, 3) Lab
     composite, ``mask`` uint8 (N, T, H, W) foreground.
     """
-    key = hashlib.sha256(json.dumps([DATA_VERSION, list(images), n_clips, frames, list(size),
-                                     seed, n_segments, identity_fraction]).encode()
-                         ).hexdigest()[:16]
-    path = Path(cache_dir) / f"harmonize-data-{key}.npz" if cache_dir else None
-    if path is not None and path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    rng = np.random.default_rng(seed)
-    stills = [load_still(s) for s in images]
-    labels = [slic_labels(s, n_segments) for s in stills]
-    gt = np.empty((n_clips, frames, *size, 3), np.float16)
-    comp = np.empty_like(gt)
-    masks = np.empty((n_clips, frames, *size), np.uint8)
-    for i in range(n_clips):
-        j = i % len(stills)
-        clip, lab_ids = camera_clip(stills[j], labels[j], rng, frames=frames, size=size)
-        rgb = lab_to_rgb_u8(clip)
-        gt_lab = rgb_u8_to_lab(rgb)  # the truth is what an 8-bit frame holds
-        kind = KINDS[int(rng.integers(0, len(KINDS)))]
-        jitter = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.33 else 0.0
-        c = composite_fn(list(rgb), lab_ids.astype(np.uint16), seed=seed * 100003 + i,
-                         kind=kind, jitter=jitter)
-        m = np.asarray(c.masks, bool)
-        gt[i] = gt_lab
-        masks[i] = m
-        comp[i] = gt_lab if rng.random() < identity_fraction else rgb_u8_to_lab(np.stack(c.frames))
-    data = {"gt": gt, "comp": comp, "mask": masks}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **data)
-        tmp.replace(path)
-    return data
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        stills = [load_still(s) for s in images]
+        labels = [slic_labels(s, n_segments) for s in stills]
+        gt = np.empty((n_clips, frames, *size, 3), np.float16)
+        comp = np.empty_like(gt)
+        masks = np.empty((n_clips, frames, *size), np.uint8)
+        for i in range(n_clips):
+            j = i % len(stills)
+            clip, lab_ids = camera_clip(stills[j], labels[j], rng, frames=frames, size=size)
+            rgb = lab_to_rgb_u8(clip)
+            gt_lab = rgb_u8_to_lab(rgb)  # the truth is what an 8-bit frame holds
+            kind = KINDS[int(rng.integers(0, len(KINDS)))]
+            jitter = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.33 else 0.0
+            c = composite_fn(list(rgb), lab_ids.astype(np.uint16), seed=seed * 100003 + i,
+                             kind=kind, jitter=jitter)
+            m = np.asarray(c.masks, bool)
+            gt[i] = gt_lab
+            masks[i] = m
+            comp[i] = (gt_lab if rng.random() < identity_fraction
+                       else rgb_u8_to_lab(np.stack(c.frames)))
+        return {"gt": gt, "comp": comp, "mask": masks}
+
+    return cached_npz(cache_dir, "harmonize",
+                      [DATA_VERSION, list(images), n_clips, frames, list(size), seed, n_segments,
+                       identity_fraction], build)
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, *, rng: np.random.Generator | None,
@@ -268,19 +259,12 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     if composite_fn is None:
         raise ValueError("the harmonize trainer needs options.extra['composite_fn'] (run it "
                          "through reel.flows.train.train_model / `reel train harmonize`)")
-    steps = int(options.steps or d.steps)
-    if steps <= 0:
-        raise ValueError(f"steps must be > 0, got {steps}")
-    bs = int(options.batch_size or d.batch_size)
-    lr = float(options.lr or d.lr)
-    n_clips, n_val = int(ex.get("clips", d.clips)), int(ex.get("val_clips", d.val_clips))
-    frames, size = int(ex.get("frames", d.frames)), tuple(ex.get("size", d.size))
+    run = clip_run_options(options, ex, d)
+    steps, bs, lr = run.steps, run.batch_size, run.lr
+    n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     n_seg = int(ex.get("n_segments", d.n_segments))
     idf = float(ex.get("identity_fraction", d.identity_fraction))
-    val_every = int(options.val_every or ex.get("val_every", d.val_every))
-    device = select_device(options.device, set_threads=False)
-    apply_threads(options.threads or d.threads)
-    seed_everything(options.seed)
+    device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, composite_fn, frames=frames, size=size,
                               seed=options.seed, n_segments=n_seg, identity_fraction=idf,
@@ -291,23 +275,16 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     config = HarmonizeConfig(**ex.get("config", {}))
     seed_everything(options.seed)
     model = HarmonizeNet(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
+    opt, sched = cosine_adam(model, lr, steps)
     rng = np.random.default_rng(options.seed)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         return make_batch(train, rng.integers(0, n_clips, size=bs), rng=rng, device=device)
 
-    val_history: dict[str, list[tuple[int, float]]] = {}
-    with Stopwatch() as sw:
-        history = run_training_loop(
-            model, opt, batch_fn, harmonize_loss, steps=steps, seed=options.seed,
-            device=device, scheduler=sched, progress_cb=progress_cb,
-            val_fn=lambda m: evaluate(m, val, device), val_every=val_every,
-            val_history=val_history)
-        metrics = evaluate(model, val, device)
-    model.to("cpu").eval()
+    history, metrics, val_history, train_s = fit_and_validate(
+        model, opt, batch_fn, harmonize_loss, lambda m: evaluate(m, val, device), steps=steps,
+        seed=options.seed, device=device, scheduler=sched, progress_cb=progress_cb,
+        val_every=run.val_every)
     data_desc = (
         f"Synthetic composites ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "
@@ -320,7 +297,7 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
         "(or cache hit).")
     return TrainResult(
         name="harmonize", model=model, config=config, steps=steps,
-        wall_s=sw.seconds + sw_data.seconds, history=history, val_metrics=metrics,
+        wall_s=train_s + sw_data.seconds, history=history, val_metrics=metrics,
         val_history=val_history, data_description=data_desc,
         description=("HarmonizeNet: per-pixel affine ab correction of a foreground region from "
                      "multiscale non-local foreground→background attention (1/4 and 1/8), "
@@ -329,7 +306,7 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "n_segments": n_seg,
                 "identity_fraction": idf, "threads": torch.get_num_threads(),
-                "seed": options.seed, "train_s": round(sw.seconds, 1),
+                "seed": options.seed, "train_s": round(train_s, 1),
                 "data_s": round(sw_data.seconds, 1)},
         device=device.type)
 

@@ -30,7 +30,10 @@ True
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reel.models.device import autocast
+from reel.models.device import apply_threads, autocast, select_device
 
 from reel.models import TRAINER_MODULES  # noqa: E402  (name -> module, kept torch-free)
 
@@ -257,6 +260,124 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self.t0
 
 
-__all__ = ["TRAINERS", "TRAINER_MODULES", "Stopwatch", "TrainOptions", "TrainResult",
-           "TrainerSpec", "get_trainer", "load_trainers", "register_trainer",
-           "run_training_loop", "seed_everything"]
+def cached_npz(cache_dir: str | Path | None, name: str, key_parts: list[Any],
+               build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``build()``'s arrays, cached as ``<cache_dir>/<name>-data-<key>.npz`` (no cache if None).
+
+    ``key`` is the first 16 hex digits of the SHA-256 of ``key_parts`` as JSON (put every
+    input of ``build`` there, and a data version). The file is written atomically.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> a = cached_npz(d, "toy", [1], lambda: {"x": np.arange(3)})
+    >>> b = cached_npz(d, "toy", [1], lambda: {"x": np.zeros(3)})  # cache hit: not rebuilt
+    >>> b["x"].tolist()
+    [0, 1, 2]
+    """
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{name}-data-{key}.npz" if cache_dir else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    data = build()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **data)
+        tmp.replace(path)
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRunOptions:
+    """The options every synthetic-clip trainer reads (see :func:`clip_run_options`)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    clips: int
+    val_clips: int
+    frames: int
+    size: tuple[int, int]
+    val_every: int
+
+
+def clip_run_options(options: TrainOptions, extra: Mapping[str, Any], defaults: Any
+                     ) -> ClipRunOptions:
+    """Resolve steps, batch size, lr, clip counts, clip shape and validation period.
+
+    ``options`` fields win, then ``extra`` (``clips``, ``val_clips``, ``frames``, ``size``,
+    ``val_every``), then the trainer's ``defaults`` dataclass.
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class D:
+    ...     steps: int = 10; batch_size: int = 2; lr: float = 1e-3; clips: int = 4
+    ...     val_clips: int = 1; frames: int = 3; size: tuple = (8, 8); val_every: int = 5
+    >>> clip_run_options(TrainOptions(steps=3), {"clips": 6}, D()).clips
+    6
+    """
+    d = defaults
+    steps = int(options.steps or d.steps)
+    if steps <= 0:
+        raise ValueError(f"steps must be > 0, got {steps}")
+    return ClipRunOptions(
+        steps=steps, batch_size=int(options.batch_size or d.batch_size),
+        lr=float(options.lr or d.lr),
+        clips=int(extra.get("clips", d.clips)), val_clips=int(extra.get("val_clips", d.val_clips)),
+        frames=int(extra.get("frames", d.frames)), size=tuple(extra.get("size", d.size)),
+        val_every=int(options.val_every or extra.get("val_every", d.val_every)))
+
+
+def start_run(options: TrainOptions, default_threads: int | None) -> torch.device:
+    """Pick the device (``options.device``), set the CPU thread count (``options.threads`` or
+    ``default_threads``) and seed everything with ``options.seed``; return the device."""
+    device = select_device(options.device, set_threads=False)
+    apply_threads(options.threads or default_threads)
+    seed_everything(options.seed)
+    return device
+
+
+def cosine_adam(model: torch.nn.Module, lr: float, steps: int
+                ) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam with a cosine schedule from ``lr`` down to 5 % of it over ``steps`` steps."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05)
+    return opt, sched
+
+
+def fit_and_validate(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_fn: Callable[[int, torch.Generator], Any],
+    loss_fn: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, Mapping[str, float]]],
+    evaluate_fn: Callable[[torch.nn.Module], Mapping[str, float]],
+    *,
+    steps: int,
+    seed: int,
+    device: torch.device,
+    scheduler: Any,
+    progress_cb: ProgressCb | None,
+    val_every: int,
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, list[tuple[int, float]]], float]:
+    """:func:`run_training_loop` with periodic validation, then a final validation.
+
+    Returns ``(history, final val metrics, val_history, training seconds)``; the model is
+    left on the CPU in eval mode.
+    """
+    val_history: dict[str, list[tuple[int, float]]] = {}
+    with Stopwatch() as sw:
+        history = run_training_loop(
+            model, optimizer, batch_fn, loss_fn, steps=steps, seed=seed, device=device,
+            scheduler=scheduler, progress_cb=progress_cb, val_fn=evaluate_fn,
+            val_every=val_every, val_history=val_history)
+        metrics = evaluate_fn(model)
+    model.to("cpu").eval()
+    return history, metrics, val_history, sw.seconds
+
+
+__all__ = ["TRAINERS", "TRAINER_MODULES", "ClipRunOptions", "Stopwatch", "TrainOptions",
+           "TrainResult", "TrainerSpec", "cached_npz", "clip_run_options", "cosine_adam",
+           "fit_and_validate", "get_trainer", "load_trainers", "register_trainer",
+           "run_training_loop", "seed_everything", "start_run"]

@@ -37,42 +37,20 @@ Example
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from reel.models.inference import LazyNetwork, checkpoint_file
 from reel.tasks.harmonize import (HARMONIZERS, PaletteColors, PaletteStatsHarmonizer,
                                   ShotChromaStats)
 
 DEFAULT_CHECKPOINT = "harmonize"
 
 
-def checkpoint_file(name_or_path: str | os.PathLike) -> Path:
-    """``models/checkpoints/<name>.pt`` for a shipped checkpoint name, else the path itself."""
-    from reel.models import CHECKPOINTS_DIR
-
-    p = Path(name_or_path)
-    if p.suffix == ".pt" or p.is_file():
-        return p
-    return CHECKPOINTS_DIR / f"{p.name}.pt"
-
-
-@lru_cache(maxsize=4)
-def _load_net(path: str, sha: str, device: str):
-    from reel.models.checkpoint import load_checkpoint
-    from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
-
-    model, _config, _meta = load_checkpoint(path, HarmonizeNet, HarmonizeConfig,
-                                            map_location=device)
-    return model
-
-
 @HARMONIZERS.register
-class LearnedHarmonizer(PaletteStatsHarmonizer):
+class LearnedHarmonizer(LazyNetwork, PaletteStatsHarmonizer):
     """HarmonizeNet on the out-of-place regions of a shot (see the module docstring).
 
     Parameters
@@ -104,8 +82,6 @@ class LearnedHarmonizer(PaletteStatsHarmonizer):
                  work_width_px: int = 160, strength: float = 1.0,
                  distance_threshold_ab: float = 10.0, use_palette: bool = True,
                  **params: Any) -> None:
-        from reel.models.checkpoint import file_sha256
-
         path = checkpoint_file(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
@@ -117,27 +93,13 @@ class LearnedHarmonizer(PaletteStatsHarmonizer):
                          **params)
         self.params.update(checkpoint=str(checkpoint), work_width_px=int(work_width_px),
                            use_palette=bool(use_palette))
-        self.device_name = str(device)
-        self.checkpoint_file = path
-        self.weights_sha256 = file_sha256(path)
-        self._net = None
-        self._device = None
+        self._init_network(path, device)
         self._hidden = None
 
-    def _network(self):
-        if self._net is None:
-            from reel.models.device import select_device
+    def _model_classes(self):
+        from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
 
-            self._device = select_device(None if self.device_name == "auto" else self.device_name)
-            self._net = _load_net(str(self.checkpoint_file), self.weights_sha256,
-                                  str(self._device))
-        return self._net, self._device
-
-    @property
-    def device(self) -> str:
-        """"cuda" or "cpu": where the network runs (known after the first frame)."""
-        return self._device.type if self._device is not None else (
-            "cpu" if self.device_name == "cpu" else self.device_name)
+        return HarmonizeNet, HarmonizeConfig
 
     def fit(self, stats: ShotChromaStats | None, palette: PaletteColors | None = None) -> None:
         super().fit(stats, palette if self.params["use_palette"] else None)

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from reel.models.inference import LazyNetwork, checkpoint_file
 from reel.tasks.colorizers import COLORIZERS
 from reel.tasks.colorizers.base import Colorizer
 from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
@@ -108,27 +108,11 @@ def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray
 
 def checkpoint_path(name_or_path: str | os.PathLike | None) -> Path:
     """The shipped checkpoint ``models/checkpoints/<name>.pt`` or an explicit file path."""
-    from reel.models import CHECKPOINTS_DIR
-
-    if name_or_path is None:
-        name_or_path = DEFAULT_CHECKPOINT
-    p = Path(name_or_path)
-    if p.suffix == ".pt" or p.is_file():
-        return p
-    return CHECKPOINTS_DIR / f"{p.name}.pt"
-
-
-@lru_cache(maxsize=4)
-def _load_net(path: str, sha: str, device: str):
-    from reel.models.checkpoint import load_checkpoint
-    from reel.models.refcolor_net import RefColorConfig, RefColorNet
-
-    model, config, meta = load_checkpoint(path, RefColorNet, RefColorConfig, map_location=device)
-    return model
+    return checkpoint_file(DEFAULT_CHECKPOINT if name_or_path is None else name_or_path)
 
 
 @COLORIZERS.register
-class LearnedRefColorizer(_ClassicalTap):
+class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
     """exemplar-propagate + RefColorNet residual refinement (see module docstring).
 
     Parameters
@@ -153,8 +137,6 @@ class LearnedRefColorizer(_ClassicalTap):
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                  batch_frames: int = 8, residual_gain: float = 1.0, **params: Any) -> None:
-        from reel.models.checkpoint import file_sha256
-
         path = checkpoint_path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
@@ -162,29 +144,14 @@ class LearnedRefColorizer(_ClassicalTap):
                 f"`reel train refcolor --out {path.parent}` or pass checkpoint=PATH")
         super().__init__(checkpoint=str(checkpoint), batch_frames=int(batch_frames),
                          residual_gain=float(residual_gain), **params)
-        # the device is where it runs, not what it computes: kept out of params (cache keys)
-        self.device_name = str(device)
-        self.checkpoint_file = path
-        self.weights_sha256 = file_sha256(path)
+        self._init_network(path, device)
         self.batch_frames = max(1, int(batch_frames))
         self.residual_gain = float(residual_gain)
-        self._net = None
-        self._device = None
 
-    def _network(self):
-        if self._net is None:
-            from reel.models.device import select_device
+    def _model_classes(self):
+        from reel.models.refcolor_net import RefColorConfig, RefColorNet
 
-            self._device = select_device(None if self.device_name == "auto" else self.device_name)
-            self._net = _load_net(str(self.checkpoint_file), self.weights_sha256,
-                                  str(self._device))
-        return self._net, self._device
-
-    @property
-    def device(self) -> str:
-        """"cuda" or "cpu": where the network runs (known after the first refinement)."""
-        return self._device.type if self._device is not None else (
-            "cpu" if self.device_name == "cpu" else self.device_name)
+        return RefColorNet, RefColorConfig
 
     # --- pass 2 ----------------------------------------------------------------------------------
     def render_shot(self, frames_L: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:

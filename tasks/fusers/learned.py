@@ -30,27 +30,16 @@ Example
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
 import numpy as np
 
+from reel.models.inference import LazyNetwork, checkpoint_file
 from reel.tasks.fusers import FUSERS, Fuser, band_weight, blend, check_clip
 
 DEFAULT_CHECKPOINT = "fuse"
 
 
-@lru_cache(maxsize=4)
-def _load_net(path: str, sha: str, device: str):
-    from reel.models.checkpoint import load_checkpoint
-    from reel.models.fuse_net import FuseConfig, FuseNet
-
-    model, _config, _meta = load_checkpoint(path, FuseNet, FuseConfig, map_location=device)
-    return model
-
-
 @FUSERS.register
-class LearnedFuser(Fuser):
+class LearnedFuser(LazyNetwork, Fuser):
     """FuseNet edge-band fusion (see the module docstring).
 
     Parameters
@@ -71,9 +60,6 @@ class LearnedFuser(Fuser):
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                  band_px: float = 10.0, window_frames: int = 12) -> None:
-        from reel.models.checkpoint import file_sha256
-        from reel.tasks.harmonize_learned import checkpoint_file
-
         path = checkpoint_file(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
@@ -84,31 +70,17 @@ class LearnedFuser(Fuser):
         super().__init__(checkpoint=str(checkpoint), band_px=float(band_px),
                          window_frames=int(window_frames))
         self.window_frames = int(window_frames)
-        self.device_name = str(device)
-        self.checkpoint_file = path
-        self.weights_sha256 = file_sha256(path)
-        self._net = None
-        self._device = None
+        self._init_network(path, device)
         self._guided = None  # the classical fuser a prior='input' FuseNet refines
 
     def reset(self) -> None:
         if self._guided is not None:
             self._guided.reset()
 
-    def _network(self):
-        if self._net is None:
-            from reel.models.device import select_device
+    def _model_classes(self):
+        from reel.models.fuse_net import FuseConfig, FuseNet
 
-            self._device = select_device(None if self.device_name == "auto" else self.device_name)
-            self._net = _load_net(str(self.checkpoint_file), self.weights_sha256,
-                                  str(self._device))
-        return self._net, self._device
-
-    @property
-    def device(self) -> str:
-        """"cuda" or "cpu": where the network runs (known after the first call)."""
-        return self._device.type if self._device is not None else (
-            "cpu" if self.device_name == "cpu" else self.device_name)
+        return FuseNet, FuseConfig
 
     def alpha(self, L: np.ndarray, ab_original: np.ndarray, ab_edited: np.ndarray,
               mask: np.ndarray) -> np.ndarray:

@@ -13,15 +13,6 @@ from reel.tasks.fusers import band_weight
 SMALL = FuseConfig(widths=(6, 8, 8), ffc_blocks=1, heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """1 torch thread: on a shared CPU, 2 threads per process are ~10x slower (spin-waits)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _clip(B=1, T=3, H=28, W=36, seed=0):
     g = torch.Generator().manual_seed(seed)
     L = torch.rand(B, T, 1, H, W, generator=g) * 100
@@ -109,7 +100,7 @@ def test_fourier_unit_is_global_and_attention_spans_frames():
     assert (feats[0] - feats[1]).abs().max() > 1e-6
 
 
-def test_few_steps_reduce_loss_on_fixed_batch():
+def test_few_steps_reduce_loss_on_fixed_batch(overfit):
     from reel.models.train_fuse import fuse_loss
 
     torch.manual_seed(0)
@@ -119,14 +110,7 @@ def test_few_steps_reduce_loss_on_fixed_batch():
     true[..., 8:20, 10:24] = 1  # the real region is smaller than the coarse mask
     batch = {"L": L, "ab": ab0, "ab_edited": ab1, "coarse": m, "band": band, "true": true,
              "ab_ideal": torch.where(true > 0, ab1, ab0)}
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
-        opt.zero_grad()
-        loss, _ = fuse_loss(net, batch)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses, _ = overfit(net, fuse_loss, batch, steps=12, lr=3e-3)
     assert losses[-1] < 0.9 * losses[0]
 
 

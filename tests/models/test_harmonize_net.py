@@ -13,15 +13,6 @@ from reel.models.harmonize_net import (FgBgAttention, HarmonizeConfig, Harmonize
 SMALL = HarmonizeConfig(widths=(8, 8, 12), attn_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """1 torch thread: on a shared CPU, 2 threads per process are ~10x slower (spin-waits)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _clip(B=2, T=3, H=24, W=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     L = torch.rand(B, T, 1, H, W, generator=g) * 100
@@ -101,7 +92,7 @@ def test_streaming_equals_whole_clip():
     assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-5)
 
 
-def test_few_steps_reduce_loss_on_fixed_batch():
+def test_few_steps_reduce_loss_on_fixed_batch(overfit):
     from reel.models.train_harmonize import harmonize_loss
 
     torch.manual_seed(0)
@@ -110,14 +101,7 @@ def test_few_steps_reduce_loss_on_fixed_batch():
     gt = ab.clone()
     comp = ab + m * torch.tensor([25.0, -15.0]).view(1, 1, 2, 1, 1)  # shifted foreground
     batch = {"L": L, "ab": comp, "mask": m, "gt": gt}
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
-        opt.zero_grad()
-        loss, _ = harmonize_loss(net, batch)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses, _ = overfit(net, harmonize_loss, batch, steps=12, lr=3e-3)
     assert losses[-1] < 0.8 * losses[0]
 
 

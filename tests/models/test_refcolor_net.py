@@ -92,7 +92,7 @@ def test_warp_identity_and_integer_shift():
     assert torch.allclose(out[..., :-1], x[..., 1:], atol=1e-4)
 
 
-def test_a_few_optimisation_steps_reduce_the_loss_on_a_fixed_batch():
+def test_a_few_optimisation_steps_reduce_the_loss_on_a_fixed_batch(overfit):
     from reel.models.refcolor_train import refcolor_loss
 
     torch.manual_seed(0)
@@ -100,15 +100,8 @@ def test_a_few_optimisation_steps_reduce_the_loss_on_a_fixed_batch():
     L, ab, conf, ref = _inputs(B=2, H=16, W=24, seed=2)
     gt = ab[:, 1] + 10.0 * torch.tanh(L[:, 1] / 50.0 - 1.0)   # truth = classical + learnable fix
     batch = {"L": L, "ab_cls": ab, "conf": conf, "ref": ref, "gt": gt}
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
-    losses, l1 = [], []
-    for _ in range(25):
-        opt.zero_grad()
-        loss, parts = refcolor_loss(net, batch)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        l1.append(parts["l1_ab"])
+    losses, step_parts = overfit(net, refcolor_loss, batch, steps=25, lr=5e-3)
+    l1, parts = [p["l1_ab"] for p in step_parts], step_parts[-1]
     assert np.mean(losses[-5:]) < 0.85 * losses[0]
     assert np.mean(l1[-5:]) < 0.7 * l1[0]   # the refined output itself improves
     assert set(parts) == {"l1_ab", "l1_warp"}
