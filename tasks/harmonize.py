@@ -1067,6 +1067,16 @@ def _film_correction(film_gain: float, film_offset_ab) -> tuple[float, np.ndarra
     return gain, offset, gain != 1.0 or bool(np.any(offset != 0))
 
 
+def _recombine(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """RGB uint8 of the frame's own ``L`` with harmonized ``ab``; chroma pushed outside the sRGB
+    gamut (a strong transfer, the across-shots gain) is first scaled back along its hue, so the
+    conversion does not clip it and the source luminance is kept."""
+    from reel.tasks.colorizers.base import limit_chroma_to_gamut
+
+    L = np.ascontiguousarray(L)
+    return lab_to_rgb(L, limit_chroma_to_gamut(L, ab))
+
+
 def harmonize_shot(
     in_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -1170,7 +1180,7 @@ def harmonize_shot(
                 if moved.any():  # recombine only the bounding box of the changed pixels
                     ys, xs = np.flatnonzero(moved.any(1)), np.flatnonzero(moved.any(0))
                     box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-                    new = lab_to_rgb(np.ascontiguousarray(L[box]), ab_new[box])
+                    new = _recombine(L[box], ab_new[box])
                     out[box][moved[box]] = new[moved[box]]
                 writer.write(out)
             else:
@@ -1246,7 +1256,7 @@ def harmonize_frames(
         if moved.any():
             ys, xs = np.flatnonzero(moved.any(1)), np.flatnonzero(moved.any(0))
             box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-            new = lab_to_rgb(np.ascontiguousarray(L[box]), ab_new[box])
+            new = _recombine(L[box], ab_new[box])
             res[box][moved[box]] = new[moved[box]]
         out.append(res)
     return out
