@@ -707,6 +707,9 @@ def benchmark_scale(
     speedup_repeat: Annotated[int, typer.Option(
         help="Repeats of the film for the speedup test (bikes: 2 = 12 shots).")] = 2,
     mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
+    measures: Annotated[str, typer.Option(
+        help="Comma-separated measurements: overhead, speedup, memory (default: all).")
+    ] = "overhead,speedup,memory",
 ) -> None:
     """Scaling: the 12-shot film (bikes twice) on 1 and 2 local Dask workers (speedup), peak RSS
     of the film vs the film repeated --repeat times, pipeline time vs a pure ffmpeg transcode."""
@@ -716,6 +719,9 @@ def benchmark_scale(
         _fail(f"unknown source {source!r}", "use --source bikes or --source synthetic")
     if repeat < 2:
         _fail("--repeat must be at least 2", "the memory test compares 1x with Nx")
+    wanted = [m.strip() for m in measures.split(",") if m.strip()]
+    if not wanted or set(wanted) - set(bench.MEASURES):
+        _fail(f"unknown --measures {measures!r}", f"use some of: {', '.join(bench.MEASURES)}")
     s = get_settings()
     s.ensure_dirs()
     # any Exception: a failed ffmpeg or restore subprocess
@@ -726,7 +732,8 @@ def benchmark_scale(
                                        width_px=width or None, repeat=repeat,
                                        max_frames=frames or None,
                                        speedup_repeat=speedup_repeat, log_mlflow=mlflow,
-                                       command=_bench_cmd(), on_progress=st.update)
+                                       command=_bench_cmd(), on_progress=st.update,
+                                       measures=wanted)
     _print_bench(bench, rows, "scale", out)
 
 

@@ -53,6 +53,7 @@ def restore_collection(collection: str, items: list[str] | None = None) -> dict[
     """
     settings = get_settings()
     run_id = record.start_run(settings, collection)
+    tracking.prepare(settings)  # MLflow import + tables in the background
     logger = get_run_logger()
     outcome: dict[str, str] = {}
     try:

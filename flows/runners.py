@@ -92,7 +92,7 @@ def collection_runner(s: Settings) -> Iterator[Callable[[], Any]]:
     if s.dask_address:
         yield lambda: DaskTaskRunner(address=s.dask_address)
         return
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     n_gpu = cuda_device_count()
     kwargs: dict[str, Any] = {"n_workers": max(1, s.max_workers), "threads_per_worker": 1,
@@ -101,7 +101,43 @@ def collection_runner(s: Settings) -> Iterator[Callable[[], Any]]:
         kwargs["resources"] = {"GPU": 1}
     with LocalCluster(**kwargs) as cluster:
         address = cluster.scheduler_address
+        with Client(address) as client:
+            client.register_plugin(LibraryThreads(kwargs["threads_per_worker"]))
         yield lambda: DaskTaskRunner(address=address)
+
+
+try:
+    from distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - distributed is a dependency
+    _WorkerPlugin = object
+
+
+class LibraryThreads(_WorkerPlugin):
+    """Worker plugin: native-library threads of a Dask worker = its Dask threads.
+
+    Dask's nanny sets ``OMP_NUM_THREADS=1`` (torch and BLAS follow it) so that parallelism comes
+    from workers, not from libraries inside each worker; OpenCV ignores that variable and starts
+    one thread per core. Without this plugin a single worker already keeps every core busy in
+    OpenCV (DIS flow, resizes, filters), two workers on the same cores oversubscribe them, and a
+    cluster's throughput no longer follows its worker count. Registered on the local cluster
+    that ``reel run --runner dask`` starts; on an existing cluster give the workers
+    ``OPENCV_FOR_THREADS_NUM`` equal to their ``--nthreads`` (docs/scaling.md).
+
+    Example
+    -------
+    >>> LibraryThreads(1).threads
+    1
+    """
+
+    name = "reel-library-threads"
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, int(threads))
+
+    def setup(self, worker: Any = None) -> None:
+        import cv2
+
+        cv2.setNumThreads(self.threads)
 
 
 def gpu_resources_wanted(s: Settings) -> bool:

@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+#: The measurements: ``overhead`` (pipeline over a pure transcode), ``speedup`` (1 vs 2 Dask
+#: workers), ``memory`` (peak RSS of the film repeated vs once).
+MEASURES = ("overhead", "speedup", "memory")
+
 COLUMNS = ("measure", "film", "runner", "workers", "frames", "shots", "wall_s", "peak_rss_mb",
            "value", "target", "meets_target")
 
@@ -242,8 +246,13 @@ def run_benchmark(out: str | os.PathLike, *, samples_dir: str | os.PathLike,
                   max_frames: int | None = None, speedup_repeat: int = 2,
                   workers: Sequence[int] = (1, 2), log_mlflow: bool = True,
                   command: str | None = None,
-                  on_progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run the three measurements; write ``scale.csv`` + ``summary.md`` (+ MLflow)."""
+                  on_progress: Callable[[str], None] | None = None,
+                  measures: Sequence[str] = MEASURES) -> list[dict[str, Any]]:
+    """Run the measurements named in ``measures`` (default: all three of :data:`MEASURES`);
+    write ``scale.csv`` + ``summary.md`` (+ MLflow)."""
+    unknown = set(measures) - set(MEASURES)
+    if unknown or not measures:
+        raise ValueError(f"unknown measure(s) {sorted(unknown)}; use some of {', '.join(MEASURES)}")
     from reel.flows.benchmarks.common import write_results
     from reel.tasks import media
 
@@ -256,11 +265,16 @@ def run_benchmark(out: str | os.PathLike, *, samples_dir: str | os.PathLike,
     tag = f"{source}-w{width_px or 'orig'}-f{max_frames or 'all'}"
     film1 = scaled_film(base, work / f"{tag}-x1.mkv", width_px=width_px, repeat=1,
                         max_frames=max_frames)
-    film2 = scaled_film(base, work / f"{tag}-x{speedup_repeat}.mkv", width_px=width_px,
-                        repeat=speedup_repeat, max_frames=max_frames)
-    filmN = scaled_film(base, work / f"{tag}-x{repeat}.mkv", width_px=width_px, repeat=repeat,
-                        max_frames=max_frames)
-    frames = {p: media.count_frames(p) for p in (film1, film2, filmN)}
+    films = [film1]
+    if "speedup" in measures:
+        film2 = scaled_film(base, work / f"{tag}-x{speedup_repeat}.mkv", width_px=width_px,
+                            repeat=speedup_repeat, max_frames=max_frames)
+        films.append(film2)
+    if "memory" in measures:
+        filmN = scaled_film(base, work / f"{tag}-x{repeat}.mkv", width_px=width_px,
+                            repeat=repeat, max_frames=max_frames)
+        films.append(filmN)
+    frames = {p: media.count_frames(p) for p in films}
     rows: list[dict[str, Any]] = []
     notes = _notes(source, width_px, repeat, max_frames, speedup_repeat)
 
@@ -273,11 +287,6 @@ def run_benchmark(out: str | os.PathLike, *, samples_dir: str | os.PathLike,
 
     # 1. pipeline over a pure transcode to the same deliverables (the base film), and the
     #    base film's peak RSS (thread pool, 2 workers)
-    say(f"transcode: {film1.name}…")
-    tc = transcode_once(film1, work / "transcode")
-    rows.append({"measure": "transcode", "film": film1.name, "runner": "ffmpeg", "workers": 1,
-                 "frames": frames[film1], "shots": "", "wall_s": tc, "peak_rss_mb": "",
-                 "value": tc, "target": "", "meets_target": ""})
     mem = {}
 
     def restore_mem(film: Path) -> None:
@@ -290,18 +299,26 @@ def run_benchmark(out: str | os.PathLike, *, samples_dir: str | os.PathLike,
                      "peak_rss_mb": r["peak_rss_mb"], "value": r["flow_s"], "target": "",
                      "meets_target": ""})
 
-    restore_mem(film1)
-    over = mem[film1]["flow_s"] / tc
-    rows.append({"measure": "pipeline_over_transcode", "film": film1.name,
-                 "runner": "threads", "workers": 2, "frames": frames[film1],
-                 "shots": mem[film1]["shots"], "wall_s": "", "peak_rss_mb": "", "value": over,
-                 "target": "<= 8", "meets_target": over <= 8})
-    save()
+    if "overhead" in measures:
+        say(f"transcode: {film1.name}…")
+        tc = transcode_once(film1, work / "transcode")
+        rows.append({"measure": "transcode", "film": film1.name, "runner": "ffmpeg",
+                     "workers": 1, "frames": frames[film1], "shots": "", "wall_s": tc,
+                     "peak_rss_mb": "", "value": tc, "target": "", "meets_target": ""})
+    if "overhead" in measures or "memory" in measures:
+        restore_mem(film1)
+    if "overhead" in measures:
+        over = mem[film1]["flow_s"] / tc
+        rows.append({"measure": "pipeline_over_transcode", "film": film1.name,
+                     "runner": "threads", "workers": 2, "frames": frames[film1],
+                     "shots": mem[film1]["shots"], "wall_s": "", "peak_rss_mb": "", "value": over,
+                     "target": "<= 8", "meets_target": over <= 8})
+        save()
 
     # 2. speedup: the 12-shot film (base repeated speedup_repeat times) with 1 and 2 Dask
     #    worker processes
     by_workers = {}
-    for n in workers:
+    for n in (workers if "speedup" in measures else ()):
         say(f"speedup: {film2.name} on a local Dask cluster of {n} worker(s)…")
         r = restore_once(film2, refs, out / "homes" / f"dask{n}", runner="dask", workers=n, log=log)
         by_workers[n] = r
@@ -319,12 +336,13 @@ def run_benchmark(out: str | os.PathLike, *, samples_dir: str | os.PathLike,
         save()
 
     # 3. memory: the base film repeated `repeat` times
-    restore_mem(filmN)
-    ratio = mem[filmN]["peak_rss_mb"] / mem[film1]["peak_rss_mb"]
-    rows.append({"measure": f"peak_rss_x{repeat}_over_x1", "film": filmN.name,
-                 "runner": "threads", "workers": 2, "frames": frames[filmN],
-                 "shots": mem[filmN]["shots"], "wall_s": "", "peak_rss_mb": "",
-                 "value": ratio, "target": "<= 1.2", "meets_target": ratio <= 1.2})
+    if "memory" in measures:
+        restore_mem(filmN)
+        ratio = mem[filmN]["peak_rss_mb"] / mem[film1]["peak_rss_mb"]
+        rows.append({"measure": f"peak_rss_x{repeat}_over_x1", "film": filmN.name,
+                     "runner": "threads", "workers": 2, "frames": frames[filmN],
+                     "shots": mem[filmN]["shots"], "wall_s": "", "peak_rss_mb": "",
+                     "value": ratio, "target": "<= 1.2", "meets_target": ratio <= 1.2})
     save(final=True)
     return rows
 

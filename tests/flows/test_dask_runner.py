@@ -191,3 +191,24 @@ def test_run_options_are_checked(reel_home):
     assert res.exit_code == 1 and "unknown runner" in res.output
     res = CliRunner().invoke(app, ["run", "any", "--dask-address", "localhost:8786"])
     assert res.exit_code == 1 and "tcp://HOST:8786" in res.output
+
+
+def test_local_cluster_workers_use_one_opencv_thread(reel_home):
+    """The local cluster's workers run OpenCV on one thread (the nanny's OMP_NUM_THREADS=1 does
+    not reach OpenCV): one worker = one core, so throughput follows the worker count."""
+    from distributed import Client
+
+    from reel.config import configure
+    from reel.flows import runners
+
+    def opencv_threads() -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
+    s = configure(runner="dask", max_workers=2)
+    with runners.collection_runner(s) as make_runner:
+        address = make_runner().address
+        with Client(address) as client:
+            per_worker = client.run(opencv_threads)
+    assert len(per_worker) == 2 and set(per_worker.values()) == {1}

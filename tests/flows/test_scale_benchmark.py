@@ -1,0 +1,41 @@
+"""`reel benchmark scale` (flows/benchmarks/scale.py): the overhead measurement end to end on a
+tiny synthetic film, and the checks on its options."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+
+@pytest.mark.slow
+def test_overhead_measure_restores_and_transcodes(reel_home, tmp_path):
+    from reel.flows.benchmarks import scale
+
+    out = tmp_path / "bench"
+    rows = scale.run_benchmark(out, samples_dir=tmp_path / "samples", source="synthetic",
+                               width_px=96, max_frames=20, measures=("overhead",),
+                               log_mlflow=False)
+    by = {r["measure"]: r for r in rows}
+    assert set(by) == {"transcode", "restore", "pipeline_over_transcode"}
+    assert by["restore"]["frames"] == 20 and by["restore"]["shots"] >= 1
+    assert by["transcode"]["value"] > 0 and by["restore"]["value"] > 0
+    ratio = by["pipeline_over_transcode"]["value"]
+    assert ratio == pytest.approx(by["restore"]["value"] / by["transcode"]["value"])
+    assert by["pipeline_over_transcode"]["meets_target"] == (ratio <= 8)
+    with open(out / "scale.csv") as fh:
+        assert [r["measure"] for r in csv.DictReader(fh)] == [r["measure"] for r in rows]
+    assert "pipeline_over_transcode" in (out / "summary.md").read_text()
+
+
+def test_unknown_measure_is_refused(reel_home, tmp_path):
+    from typer.testing import CliRunner
+
+    from reel.flows.benchmarks import scale
+    from reel.flows.cli import app
+
+    with pytest.raises(ValueError, match="unknown measure"):
+        scale.run_benchmark(tmp_path, samples_dir=tmp_path, measures=("speed",))
+    res = CliRunner().invoke(app, ["benchmark", "scale", "--out", str(tmp_path),
+                                   "--measures", "overhead,sped"])
+    assert res.exit_code == 1 and "unknown --measures" in res.output
