@@ -25,7 +25,7 @@ cached under ``<home>/cache/shots-benchmark/``):
 
 The reported set uses seeds 1001-1004. The archival engine's thresholds were tuned on videos
 generated with other seeds (1-8, same generator) and checked on seeds 9-16, never on the
-reported ones (``TUNING_SEEDS``, ``CHECK_SEEDS``).
+reported ones (``TUNING_SEEDS``, ``CHECK_SEEDS``; :func:`development_dataset` builds those sets).
 
 Scoring
 -------
@@ -326,6 +326,26 @@ def default_dataset_dir(home: Path, seeds: Sequence[int] = REPORT_SEEDS) -> Path
     return home / "cache" / "shots-benchmark" / f"v{GENERATOR_VERSION}-{key}"
 
 
+def development_dataset(which: str, home: Path | None = None,
+                        samples_dir: str | Path | None = None) -> Path:
+    """The generated videos to tune on (``which="tune"``: :data:`TUNING_SEEDS`) or to check
+    on (``"check"``: :data:`CHECK_SEEDS`), without the sample films; built once and cached
+    next to the reported set. Use them with ``reel benchmark shots --dataset DIR``, and keep
+    the reported seeds (:data:`REPORT_SEEDS`) for the final table only.
+
+    Command line: ``python -m reel.flows.benchmarks.shots tune|check`` prints the folder.
+    """
+    from reel.config import get_settings
+
+    seeds = {"tune": TUNING_SEEDS, "check": CHECK_SEEDS}.get(which)
+    if seeds is None:
+        raise ValueError(f"which must be 'tune' or 'check', got {which!r}")
+    s = get_settings()
+    home = Path(home) if home is not None else s.home
+    return generate_dataset(default_dataset_dir(home, seeds), seeds=seeds, include_samples=False,
+                            samples_dir=samples_dir if samples_dir is not None else s.samples_dir)
+
+
 # --------------------------------------------------------------------------- benchmark
 def _group_rows(engine: str, name: str, stats: list[dict[str, Any]]) -> dict[str, Any]:
     tp, fp, fn = (sum(s[k] for s in stats) for k in ("tp", "fp", "fn"))
@@ -565,3 +585,9 @@ def _label_notes(rows: list[dict[str, Any]], engines: Sequence[str]) -> list[str
             out.append(f"transition labels of `{e}` on matched generated boundaries (cut / splice / "
                        f"dissolve / fade): {r['labels_correct']}/{r['labels_total']} correct")
     return out
+
+
+if __name__ == "__main__":  # pragma: no cover - a development helper
+    import sys
+
+    print(development_dataset(sys.argv[1] if len(sys.argv) > 1 else "tune"))

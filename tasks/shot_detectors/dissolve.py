@@ -111,50 +111,131 @@ def fit_dissolve(mean: np.ndarray, var: np.ndarray, lengths: Sequence[int], *,
     ...              middles=range(10, 17))[:2]
     (13, 10)
     """
-    mean = np.asarray(mean, np.float64)
-    var = np.asarray(var, np.float64)
-    n = mean.size
-    skip = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
     if (middles is None) == (inside is None):
         raise ValueError("give either middles or inside")
     fixed = None if middles is None else [int(m) for m in middles]
-    cv2_all = var / np.maximum(mean, 1.0) ** 2
-    best = (-1, 0, float("inf"))
+    cands = []
     for length in lengths:
         length = int(length)
         if fixed is None:  # dissolves [s, s + length) with s - 1 <= inside <= s + length
-            cands = range(int(inside) - length + length // 2, int(inside) + length // 2 + 2)
+            mids = range(int(inside) - length + length // 2, int(inside) + length // 2 + 2)
         else:
-            cands = fixed
-        for middle in cands:
-            s = int(middle) - length // 2
-            e = s + length
-            ia = np.arange(s - ref_frames, s)
-            ib = np.arange(e, e + ref_frames)
-            if ia[0] < 0 or ib[-1] >= n:
-                continue
-            ia, ib = ia[~skip[ia]], ib[~skip[ib]]
-            if ia.size == 0 or ib.size == 0:
-                continue
-            ts = np.arange(max(0, s - margin_frames), min(n, e + margin_frames))
-            ts = ts[~skip[ts]]
-            alpha = np.clip((ts - s + 1) / (length + 1.0), 0.0, 1.0)
-            ca, cb = _small_median(cv2_all[ia]), _small_median(cv2_all[ib])
-            ratio = _small_median(mean[ib]) / max(_small_median(mean[ia]), 1e-6)
-            model = mix_cv2(alpha, ca, cb, ratio)
-            level = max(0.5 * (ca + cb), 1e-9)
-            err = float(((cv2_all[ts] - model) ** 2).mean()) / (level * level)
-            if err < best[2]:
-                best = (int(middle), length, err)
+            mids = fixed
+        cands += [(int(middle), length) for middle in mids]
+    errs = curve_errors(mean, var, cands, skip=skip, ref_frames=ref_frames,
+                        margin_frames=margin_frames)
+    best = (-1, 0, float("inf"))
+    for (middle, length), err in zip(cands, errs):
+        if err < best[2]:
+            best = (middle, length, float(err))
     return best
 
 
-def _small_median(x: np.ndarray) -> float:
-    """``float(np.median(x))`` of a short, NaN-free 1-D array, without np.median's overhead
-    (same value: the middle element, or the mean of the two middle ones)."""
-    v = np.sort(x)
-    k = v.size // 2
-    return float(v[k]) if v.size % 2 else float((v[k - 1] + v[k]) / 2.0)
+def curve_errors(mean: np.ndarray, var: np.ndarray, candidates: Sequence[tuple[int, int]], *,
+                 skip: np.ndarray | None = None, ref_frames: int = 4,
+                 margin_frames: int = 2) -> np.ndarray:
+    """Relative error of the variance-curve model for each ``(middle, length)`` candidate.
+
+    The error :func:`fit_dissolve` minimises (see there for the parameters), for candidates
+    chosen by the caller. ``mean`` and ``var`` may also be ``(n, k)``: ``k`` curves of the
+    same frames (e.g. the regions of a grid over the picture), fitted each on its own.
+
+    Returns
+    -------
+    float64 (len(candidates),) or (len(candidates), k)
+        ``inf`` where the candidate and its reference frames do not fit inside the film (or
+        all its reference frames on one side are skipped).
+
+    Examples
+    --------
+    >>> t = np.arange(30)
+    >>> a = np.clip((t - 8 + 1) / 11.0, 0, 1)  # 10-frame dissolve from frame 8: middle 13
+    >>> e = curve_errors((1 - a) * 90 + a * 60, (1 - a) ** 2 * 400 + a ** 2 * 900,
+    ...                  [(13, 10), (12, 10), (0, 10)])
+    >>> bool(e[0] < 1e-12 < e[1]), bool(np.isinf(e[2]))
+    (True, True)
+    """
+    mean = np.asarray(mean, np.float64)
+    var = np.asarray(var, np.float64)
+    one = mean.ndim == 1
+    if one:
+        mean, var = mean[:, None], var[:, None]
+    n, k = mean.shape
+    skip = np.zeros(n, bool) if skip is None else np.asarray(skip, bool)
+    cv2_all = var / np.maximum(mean, 1.0) ** 2
+    out = np.full((len(candidates), k), np.inf)
+    # candidates of one length whose frames are all usable are fitted together (same
+    # arithmetic, one row each); those with skipped frames one at a time
+    groups: dict[int, list[int]] = {}
+    for i, (middle, length) in enumerate(candidates):
+        groups.setdefault(int(length), []).append(i)
+    skipped = np.r_[0, np.cumsum(skip)]  # skipped[j] = skipped frames before frame j
+    for length, rows in groups.items():
+        idx = np.array(rows)
+        starts = np.array([int(candidates[i][0]) for i in rows]) - length // 2
+        reach = max(ref_frames, margin_frames)
+        lo, hi = starts - reach, starts + length + reach  # frames [lo, hi) used
+        inside = (lo >= 0) & (hi <= n)
+        clean = inside.copy()
+        clean[inside] = skipped[hi[inside]] == skipped[lo[inside]]
+        if clean.any():
+            out[idx[clean]] = _errors_of_starts(mean, cv2_all, starts[clean], length,
+                                                ref_frames, margin_frames)
+        for i, s0 in zip(idx[inside & ~clean], starts[inside & ~clean]):
+            out[i] = _error_with_skips(mean, cv2_all, skip, int(s0), length, ref_frames,
+                                       margin_frames)
+    return out[:, 0] if one else out
 
 
-__all__ = ["fit_dissolve", "mix_cv2"]
+def _errors_of_starts(mean: np.ndarray, cv2_all: np.ndarray, starts: np.ndarray, length: int,
+                      ref_frames: int, margin_frames: int) -> np.ndarray:
+    """:func:`curve_errors` of dissolves ``[s, s + length)`` for every ``s`` in ``starts``
+    (all their frames inside the film, none skipped); shape (len(starts), k)."""
+    s = starts[:, None]
+    ia = s + np.arange(-ref_frames, 0)
+    ib = s + length + np.arange(ref_frames)
+    ts = s + np.arange(-margin_frames, length + margin_frames)
+    alpha = np.clip((np.arange(-margin_frames, length + margin_frames) + 1) / (length + 1.0),
+                    0.0, 1.0)[None, :, None]
+    ca = _middle_rows(cv2_all[ia])[:, None, :]
+    cb = _middle_rows(cv2_all[ib])[:, None, :]
+    ratio = _middle_rows(mean[ib]) / np.maximum(_middle_rows(mean[ia]), 1e-6)
+    model = _mix_cv2_columns(alpha, ca, cb, ratio[:, None, :])
+    level = np.maximum(0.5 * (ca + cb), 1e-9)[:, 0, :]
+    return ((cv2_all[ts] - model) ** 2).mean(axis=1) / (level * level)
+
+
+def _error_with_skips(mean: np.ndarray, cv2_all: np.ndarray, skip: np.ndarray, s: int,
+                      length: int, ref_frames: int, margin_frames: int) -> np.ndarray:
+    """:func:`curve_errors` of one dissolve ``[s, s + length)`` whose frames include skipped
+    ones (left out); shape (k,), ``inf`` when a side has no reference frame left."""
+    e = s + length
+    ia = np.arange(s - ref_frames, s)
+    ib = np.arange(e, e + ref_frames)
+    ia, ib = ia[~skip[ia]], ib[~skip[ib]]
+    if ia.size == 0 or ib.size == 0:
+        return np.full(mean.shape[1], np.inf)
+    ts = np.arange(s - margin_frames, e + margin_frames)
+    ts = ts[~skip[ts]]
+    alpha = np.clip((ts - s + 1) / (length + 1.0), 0.0, 1.0)[:, None]
+    ca, cb = _middle_rows(cv2_all[ia][None])[0], _middle_rows(cv2_all[ib][None])[0]
+    ratio = _middle_rows(mean[ib][None])[0] / np.maximum(_middle_rows(mean[ia][None])[0], 1e-6)
+    model = _mix_cv2_columns(alpha, ca, cb, ratio)
+    level = np.maximum(0.5 * (ca + cb), 1e-9)
+    return ((cv2_all[ts] - model) ** 2).mean(axis=0) / (level * level)
+
+
+def _middle_rows(x: np.ndarray) -> np.ndarray:
+    """Median over axis 1 of ``x`` (g, r, k) with few rows ``r`` (NaN-free): shape (g, k)."""
+    v = np.sort(x, axis=1)
+    r = v.shape[1] // 2
+    return v[:, r] if v.shape[1] % 2 else (v[:, r - 1] + v[:, r]) / 2.0
+
+
+def _mix_cv2_columns(alpha, cv2_a, cv2_b, ratio):
+    """:func:`mix_cv2` broadcast over columns (same arithmetic)."""
+    m = (1.0 - alpha) + alpha * ratio
+    return ((1.0 - alpha) ** 2 * cv2_a + alpha ** 2 * cv2_b * ratio * ratio) / np.maximum(m * m, 1e-12)
+
+
+__all__ = ["curve_errors", "fit_dissolve", "mix_cv2"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from reel.flows.benchmarks import shots as bench
 
 
@@ -41,3 +43,10 @@ def test_single_turn_runs_each_engine_once():
 
     runs = bench._timed_runs(Path("v.mkv"), ["x", "y"], 8, 1, detect, None)
     assert calls == ["x", "y"] and set(runs) == {"x", "y"}
+
+
+def test_development_sets_are_disjoint_from_the_reported_one():
+    assert not set(bench.TUNING_SEEDS) & set(bench.CHECK_SEEDS)
+    assert not (set(bench.TUNING_SEEDS) | set(bench.CHECK_SEEDS)) & set(bench.REPORT_SEEDS)
+    with pytest.raises(ValueError, match="tune"):
+        bench.development_dataset("report")

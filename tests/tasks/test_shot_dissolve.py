@@ -8,7 +8,7 @@ import pytest
 
 from reel.tasks import degrade
 from reel.tasks.shot_detectors import SHOT_DETECTORS
-from reel.tasks.shot_detectors.dissolve import fit_dissolve, mix_cv2
+from reel.tasks.shot_detectors.dissolve import curve_errors, fit_dissolve, mix_cv2
 
 H, W = 90, 160
 
@@ -108,3 +108,67 @@ def test_variance_fit_skips_flash_frames_and_handles_edges():
     assert fit_dissolve(mean[:8], var[:8], (10,), middles=range(2, 6)) == (-1, 0, float("inf"))
     # the model: halfway between equal pictures the variance halves
     assert mix_cv2(np.array([0.0, 0.5, 1.0]), 0.1, 0.1, 1.0) == pytest.approx([0.1, 0.05, 0.1])
+
+
+# --------------------------------------------------------------------------- regional change
+def _changing_contrast_film(seed: int, before: int = 30, k: int = 12, after: int = 30):
+    """A dissolve during which each shot's own contrast differs from its frames just outside
+    it: a bright card in shot A's left quarter fades away over the 6 frames before the
+    dissolve, and a dark shadow grows over shot B's right quarter in the dissolve's second
+    half, then goes (the benchmark's degraded-1001 dissolve at frame 229 has the same kind of
+    change: A's contrast falls by a third just before, B's peaks at the dissolve's end). Then
+    flicker (±20 %) and grain. Returns the frames and the dissolve's middle."""
+    yy, xx = np.mgrid[:H, :W]
+    smooth = lambda m: cv2.GaussianBlur(m.astype(np.float32), (0, 0), 3.0)  # noqa: E731
+    card = smooth((xx < W // 4) & (yy > H // 6) & (yy < 5 * H // 6))
+    shadow = smooth((xx >= 3 * W // 4) & (yy > H // 4) & (yy < 3 * H // 4))
+    rng = np.random.default_rng(seed)
+    ta, tb = _texture(rng, 5.0, 60.0, 150.0)[:, :W], _texture(rng, 3.0, 70.0, 140.0)[:, :W]
+    a = [ta + float(np.clip((before - i) / 6.0, 0.0, 1.0)) * card * (225.0 - ta)
+         for i in range(before + k)]
+    b = [tb + float(np.clip(1.0 - abs(i - (k - 1)) / (k / 2.0), 0.0, 1.0)) * shadow * (45.0 - tb)
+         for i in range(k + after)]
+    a = [np.clip(f, 0, 255).astype(np.uint8) for f in a]
+    b = [np.clip(f, 0, 255).astype(np.uint8) for f in b]
+    frames = a[:before] + degrade.dissolve(a[before:], b[:k]) + b[k:]
+    gains = degrade.flicker_gains(len(frames), 0.2, rng=rng)
+    frames = [degrade.add_grain(degrade.apply_gain(f, g), 3.0, rng=rng) for f, g in zip(frames, gains)]
+    return frames, before + k // 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_dissolve_placed_by_regions_when_a_shot_changes_contrast_near_it(seed):
+    """The whole-frame variance curve (archival v3's placement) puts such a dissolve frames
+    early; the trimmed regional fit (v4) within one frame of its middle."""
+    frames, truth = _changing_contrast_film(seed)
+    det = SHOT_DETECTORS.create("archival")
+    a = det.analyse(frames)
+    dip = int(np.argmin(det.contrast_dip(a)))
+    whole = fit_dissolve(a.mean, a.std ** 2, det.dissolve_lengths, inside=dip, skip=det.flash_mask(a))
+    assert abs(whole[0] - truth) >= 2, whole  # the failure mode is really there
+    assert a.block_mean.shape == a.block_var.shape == (len(frames), 8)
+    shots = det.detect(frames)
+    assert [s.transition for s in shots] == ["start", "dissolve"], shots
+    assert abs(shots[1].start - truth) <= 1, (shots[1].start, truth)
+
+
+def test_curve_errors_per_region_and_with_skipped_frames():
+    n, s, length = 60, 20, 12
+    t = np.arange(n)
+    alpha = np.clip((t - s + 1) / (length + 1.0), 0.0, 1.0)
+    var = np.stack([(1 - alpha) ** 2 * 900.0 + alpha ** 2 * 400.0,
+                    (1 - alpha) ** 2 * 100.0 + alpha ** 2 * 2500.0], axis=1)
+    mean = np.stack([(1 - alpha) * 100.0 + alpha * 120.0, (1 - alpha) * 60.0 + alpha * 90.0], axis=1)
+    cands = [(m, length) for m in range(s + 2, s + 11)] + [(2, length)]
+    errs = curve_errors(mean, var, cands)
+    assert errs.shape == (len(cands), 2)
+    assert np.all(np.isinf(errs[-1]))  # does not fit inside the film
+    best = np.argmin(errs[:-1], axis=0)
+    assert [cands[i][0] for i in best] == [s + length // 2] * 2
+    # each column is the 1-D fit of that curve; a skipped frame is left out of both
+    skip = np.zeros(n, bool)
+    skip[s + 3] = True
+    for j in range(2):
+        one = curve_errors(mean[:, j], var[:, j], cands, skip=skip)
+        np.testing.assert_allclose(one, curve_errors(mean, var, cands, skip=skip)[:, j])
+    assert curve_errors(mean[:, 0], var[:, 0], [(s + length // 2, length)], skip=skip)[0] < 1e-20
