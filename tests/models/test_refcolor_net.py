@@ -50,6 +50,20 @@ def test_at_init_the_output_is_the_classical_input_exactly():
     assert torch.count_nonzero(out["residual"]) == 0
 
 
+def test_in_network_confidence_gate_keeps_confident_pixels():
+    torch.manual_seed(3)
+    net = RefColorNet(RefColorConfig(confidence_gate=1.0))
+    torch.nn.init.normal_(net.out.weight, std=0.1)   # a non-zero residual
+    L, ab, conf, ref = _inputs(seed=5)
+    conf[:, 1, ..., :12] = 1.0                        # left part fully confident
+    conf[:, 1, ..., 12:] = 0.0
+    out = net(L, ab, conf, ref)
+    assert torch.equal(out["ab"][..., :12], ab[:, 1, :, :, :12])
+    assert torch.count_nonzero(out["residual"][..., 12:]) > 0
+    with pytest.raises(ValueError, match="confidence_gate"):
+        RefColorConfig(confidence_gate=2.0)
+
+
 def test_attend_with_one_hot_correlation_copies_the_reference_exactly():
     g = torch.Generator().manual_seed(1)
     M = 12

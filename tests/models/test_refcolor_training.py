@@ -31,6 +31,17 @@ def test_synthesized_clips_move_and_keep_8bit_luminance():
     assert np.abs(clip[1] - clip[0]).mean() > 0.5   # the camera moves
 
 
+def test_late_sprites_are_absent_from_the_reference_frame():
+    still = np.zeros((200, 300, 3), np.float32) + np.array([50.0, 0.0, 0.0], np.float32)
+    sprite = np.zeros((200, 300, 3), np.float32) + np.array([60.0, 70.0, -50.0], np.float32)
+    rng = np.random.default_rng(4)
+    clip = synthesize_clip(still, sprite, rng, frames=8, size=(24, 32), late_sprite_prob=1.0)
+    shown = [(np.abs(f[..., 1]) > 5).mean() for f in clip]
+    assert shown[0] == shown[1] == 0.0 and max(shown) > 0.02
+    early = synthesize_clip(still, sprite, np.random.default_rng(4), frames=8, size=(24, 32))
+    assert (np.abs(early[0, ..., 1]) > 5).mean() > 0.0
+
+
 def test_batches_rotate_truth_reference_and_classical_chroma_together():
     clip = synthesize_clip(load_still("skimage:rocket"), None, np.random.default_rng(1),
                            frames=4, size=(16, 24))
