@@ -9,7 +9,8 @@ classical result exactly; the shipped checkpoint (``models/checkpoints/refcolor.
 ``reel train refcolor``) adds what it learned on synthetic clips.
 
 The residual is post-processed before it is added: gated by the classical confidence
-(:func:`gate_residual`, ``confidence_gate``, skipped for a network that gates internally) and
+(:func:`band_gate`: none where the confidence is below ``gate_low``, ``1 - confidence`` above
+``gate_high``; skipped for a network that gates internally) and
 filtered recursively along the classical engine's own DIS flow (:func:`filter_residual`,
 ``temporal_blend``), so a per-frame residual cannot flicker: it moves with the content and
 changes by at most ``temporal_blend`` times its per-frame innovation.
@@ -51,6 +52,9 @@ from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
 from reel.tasks.colorizers.flowtools import warp
 
 DEFAULT_CHECKPOINT = "refcolor"
+#: residual post-processing defaults, chosen by :func:`select_postprocess` on the trainer's
+#: held-out synthetic validation clips (see docs/models.md)
+GATE_LOW, GATE_HIGH, TEMPORAL_BLEND = 0.0, 0.0, 0.1
 
 
 class _ClassicalTap(ExemplarPropagateColorizer):
@@ -93,25 +97,52 @@ class _ClassicalTap(ExemplarPropagateColorizer):
             self._tapping = False
 
 
-def gate_residual(residual_ab: np.ndarray, confidence: np.ndarray, strength: float
-                  ) -> np.ndarray:
-    """Scale a chroma residual down where the classical engine is confident.
+def band_gate(confidence: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Weight of the learned residual as a function of the classical confidence (band gate).
+
+    ``w(c) = smoothstep((c - low) / (high - low)) · (1 - c)``: 0 where the classical engine has
+    no evidence (``c <= low``: content the reference does not show, where the residual only
+    copies reference colours into unseen content), ``1 - c`` where it has (``c >= high``: a
+    confident classical pixel is kept), a smooth ramp between. The ramp factor is monotone in
+    ``c``; the product peaks inside the band when it is wide. ``low == high`` is a step at
+    ``low``; ``low = high = 0`` is the plain ``1 - c`` gate (engine version 2).
 
     Parameters
     ----------
-    residual_ab : float32 (h, w, 2), Lab units
     confidence : float32 (h, w) in [0, 1], the classical engine's per-pixel confidence
-    strength : float in [0, 1]
-        0: no gating; 1: the residual is multiplied by ``1 - confidence`` (a fully confident
-        classical pixel is kept as it is).
+    low, high : float, 0 <= low <= high <= 1
+
+    Returns
+    -------
+    float32 (h, w) in [0, 1]
+
+    Example
+    -------
+    >>> [round(float(w), 3) for w in band_gate(np.array([0.1, 0.5, 0.8], np.float32), 0.2, 0.6)]
+    [0.0, 0.422, 0.2]
+    """
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
+    c = np.clip(np.asarray(confidence, np.float32), 0.0, 1.0)
+    if high > low:
+        x = np.clip((c - np.float32(low)) / np.float32(high - low), 0.0, 1.0)
+        ramp = x * x * (np.float32(3.0) - np.float32(2.0) * x)
+    else:
+        ramp = (c >= np.float32(low)).astype(np.float32)
+    return (ramp * (np.float32(1.0) - c)).astype(np.float32)
+
+
+def gate_residual(residual_ab: np.ndarray, confidence: np.ndarray, low: float, high: float
+                  ) -> np.ndarray:
+    """The chroma residual float32 (h, w, 2) times :func:`band_gate` ``(confidence, low, high)``.
 
     Example
     -------
     >>> r = np.ones((1, 2, 2), np.float32)
-    >>> gate_residual(r, np.array([[0.0, 1.0]], np.float32), 1.0)[0, :, 0].tolist()
+    >>> gate_residual(r, np.array([[0.0, 1.0]], np.float32), 0.0, 0.0)[0, :, 0].tolist()
     [1.0, 0.0]
     """
-    g = np.clip(1.0 - np.float32(strength) * np.asarray(confidence, np.float32), 0.0, 1.0)
+    g = band_gate(confidence, low, high)
     return (np.asarray(residual_ab, np.float32) * g[..., None]).astype(np.float32)
 
 
@@ -169,15 +200,150 @@ def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray
     -------
     ab : float32 (T, h, w, 2); confidence : float32 (T, h, w) in [0, 1]
     """
+    ab, conf, _motions = _classical_run(frames_L, reference_lab, **params)
+    return ab, conf
+
+
+def _classical_run(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray, **params: Any
+                   ) -> tuple[np.ndarray, np.ndarray, list]:
+    """:func:`classical_analysis` plus the engine's per-frame ``motion`` (see tapped_render)."""
     params.setdefault("analysis_width_px", int(frames_L[0].shape[1]))
     eng = _ClassicalTap(**params)
     eng.start_shot([np.asarray(reference_lab, np.float32)])
     eng.analyse_shot(list(frames_L))
-    abs_, confs = [], []
-    for ab_s, _L, _Ls, c, _m, _motion in eng.tapped_render(list(frames_L)):
+    abs_, confs, motions = [], [], []
+    for ab_s, _L, _Ls, c, _m, motion in eng.tapped_render(list(frames_L)):
         abs_.append(ab_s)
         confs.append(c)
-    return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32)
+        motions.append(motion)
+    return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32), motions
+
+
+def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
+                       frames: int = 12, size: tuple[int, int] = (96, 128), seed: int = 1000,
+                       late_sprite_prob: float = 0.5,
+                       bands: Sequence[tuple[float, float]] | None = None,
+                       blends: Sequence[float] = (0.1, 0.15, 0.25, 0.4, 0.6, 1.0),
+                       progress: Any = None) -> dict[str, Any]:
+    """Choose the residual gate band and ``temporal_blend`` on held-out synthetic clips.
+
+    Never looks at the benchmark videos. The clips are the trainer's validation clips
+    (:func:`reel.models.refcolor_train.build_dataset` on ``VAL_IMAGES``, the held-out
+    ``coffee`` still, ``seed`` 1000 = the trainer's validation seed) with
+    ``late_sprite_prob`` of the sprites appearing only after the reference frame (content the
+    reference does not show, i.e. low classical confidence). The real classical engine and the
+    engine's own network call (:meth:`LearnedRefColorizer.raw_residuals`) produce the inputs.
+
+    1. Gate: the band ``(low, high)`` maximising the mean RGB PSNR (MAX 255) of frames 1..T-1
+       (frame 0 is the reference), residual gated, unfiltered.
+    2. Temporal blend, with that band: the blend giving the highest PSNR among those whose
+       chroma warp error (:func:`reel.tasks.qc.warp_error_ab`, DIS flow on the gray frames) is
+       not above the classical engine's on the same clips; if none, the lowest warp error.
+
+    Returns
+    -------
+    dict with ``gate_low``, ``gate_high``, ``temporal_blend`` and the tables ``gates``
+    (band -> PSNR) and ``blend_rows`` (blend -> PSNR, warp error), plus the classical and
+    ungated references.
+
+    Example (about a minute on one CPU thread)::
+
+        python -c "from reel.tasks.colorizers.learned import report_postprocess_selection as r; r()"
+    """
+    from reel.models.refcolor_train import VAL_IMAGES, _rgb_psnr, build_dataset
+    from reel.tasks.qc import warp_error_ab
+
+    motions: list[list] = []
+
+    def classical_fn(fr, ref):
+        ab, conf, mo = _classical_run(fr, ref)
+        motions.append(mo)
+        return ab, conf
+
+    data = build_dataset(VAL_IMAGES, clips, classical_fn, frames=frames, size=size, seed=seed,
+                         late_sprite_prob=late_sprite_prob, cache_dir=None)
+    lab = data["lab"].astype(np.float32)
+    ab_cls = data["ab_cls"].astype(np.float32)
+    conf = data["conf"].astype(np.float32)
+    eng = LearnedRefColorizer(checkpoint=checkpoint, device="cpu")
+    k = eng._network()[0].config.window // 2
+    raw = np.empty_like(ab_cls)
+    for i in range(clips):
+        eng.start_shot([lab[i, 0].copy()])
+        ready = []
+        for t in range(frames):
+            idx = [min(max(u, 0), frames - 1) for u in range(t - k, t + k + 1)]
+            ready.append((None, lab[i, idx, ..., 0], ab_cls[i, idx], conf[i, idx]))
+        raw[i] = eng.raw_residuals(ready)
+        if progress:
+            progress(i + 1, clips)
+
+    def psnr(ab: np.ndarray) -> float:
+        return float(np.mean([_rgb_psnr(lab[i, t], ab[i, t])
+                              for i in range(clips) for t in range(1, frames)]))
+
+    def rgb_u8(i: int, ab_i: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for t in range(frames):
+            x = np.concatenate([lab[i, t, ..., :1], ab_i[t]], -1).astype(np.float32)
+            out.append((np.clip(cv2.cvtColor(x, cv2.COLOR_Lab2RGB), 0, 1) * 255 + 0.5
+                        ).astype(np.uint8))
+        return out
+
+    gray = [[np.round(lab[i, t, ..., 0] * 2.55).astype(np.uint8) for t in range(frames)]
+            for i in range(clips)]
+
+    def warp_err(ab: np.ndarray) -> float:
+        return float(np.mean([warp_error_ab(rgb_u8(i, ab[i]), gray[i]) for i in range(clips)]))
+
+    if bands is None:
+        bands = [(0.0, 0.0)] + [(lo, hi) for lo in (0.0, 0.1, 0.2, 0.3, 0.4)
+                                for hi in (0.2, 0.4, 0.6, 0.8) if hi > lo]
+    gates = {}
+    for lo, hi in bands:
+        g = np.stack([[band_gate(conf[i, t], lo, hi) for t in range(frames)]
+                      for i in range(clips)])
+        gates[(lo, hi)] = (psnr(ab_cls + raw * g[..., None]), g)
+    lo, hi = max(gates, key=lambda b: gates[b][0])
+    g = gates[(lo, hi)][1]
+    gated = raw * g[..., None]
+    blend_rows = {}
+    for b in blends:
+        filt = np.empty_like(gated)
+        for i in range(clips):
+            prev = None
+            for t in range(frames):
+                prev = filter_residual(gated[i, t], prev, motions[i][t], b)
+                filt[i, t] = prev
+        out = ab_cls + filt
+        blend_rows[float(b)] = (psnr(out), warp_err(out))
+    cls_we = warp_err(ab_cls)
+    ok = [b for b, (_p, we) in blend_rows.items() if we <= cls_we]
+    best_b = (max(ok, key=lambda b: blend_rows[b][0]) if ok
+              else min(blend_rows, key=lambda b: blend_rows[b][1]))
+    return {"gate_low": lo, "gate_high": hi, "temporal_blend": best_b,
+            "psnr_classical": psnr(ab_cls), "warp_classical": cls_we,
+            "psnr_ungated": psnr(ab_cls + raw),
+            "low_conf_share": float((conf[:, 1:] < 0.2).mean()),
+            "gates": {b: v[0] for b, v in gates.items()}, "blend_rows": blend_rows}
+
+
+def report_postprocess_selection() -> dict[str, Any]:
+    """Run :func:`select_postprocess` (1 torch thread) and print its tables; returns its dict."""
+    import torch
+
+    torch.set_num_threads(1)
+    r = select_postprocess()
+    print(f"classical PSNR {r['psnr_classical']:.3f} dB, warp {r['warp_classical']:.4f}; "
+          f"ungated residual {r['psnr_ungated']:.3f} dB; pixels with confidence < 0.2 "
+          f"(frames 1..): {r['low_conf_share']:.1%}")
+    for (lo, hi), p in r["gates"].items():
+        print(f"gate low={lo:.1f} high={hi:.1f}: PSNR {p:.3f} dB")
+    for b, (p, we) in r["blend_rows"].items():
+        print(f"temporal_blend={b:.2f}: PSNR {p:.3f} dB, warp {we:.4f}")
+    print(f"selected: gate_low={r['gate_low']}, gate_high={r['gate_high']}, "
+          f"temporal_blend={r['temporal_blend']}")
+    return r
 
 
 def checkpoint_path(name_or_path: str | os.PathLike | None) -> Path:
@@ -200,11 +366,13 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         Frames refined per network call.
     residual_gain : float
         Scale of the learned residual (0 gives exactly exemplar-propagate; 1 as trained).
-    confidence_gate : float in [0, 1]
-        The residual is multiplied by ``1 - confidence_gate · confidence`` (the classical
-        engine's per-pixel confidence): confident classical pixels are kept (0: no gating).
-        Not applied again when the checkpoint's network gates internally
-        (``RefColorConfig.confidence_gate > 0``).
+    gate_low, gate_high : float, 0 <= gate_low <= gate_high <= 1
+        Confidence band of the residual gate :func:`band_gate`: no residual where the classical
+        confidence is <= ``gate_low``, ``(1 - confidence)`` times it above ``gate_high``
+        (``0, 0``: the plain ``1 - confidence`` gate of version 2). Not applied when the
+        checkpoint's network gates internally (``RefColorConfig.confidence_gate > 0``).
+        Defaults selected on the trainer's held-out synthetic clips
+        (:func:`select_postprocess`), not on the benchmark videos.
     temporal_blend : float in (0, 1]
         The residual is filtered recursively along the classical engine's own DIS flow
         (:func:`filter_residual`): each frame contributes this fraction of its new residual
@@ -217,32 +385,34 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
     """
 
     name = "learned-refcolor"
-    version = "2"
+    version = "3"
     uses_gpu = True
     two_pass = True
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, device: str = "auto",
                  batch_frames: int = 8, residual_gain: float = 1.0,
-                 confidence_gate: float = 1.0, temporal_blend: float = 0.15,
+                 gate_low: float = GATE_LOW, gate_high: float = GATE_HIGH,
+                 temporal_blend: float = TEMPORAL_BLEND,
                  network_width_px: int = 0, **params: Any) -> None:
         path = checkpoint_path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
                 f"RefColorNet checkpoint {path} not found; train it with "
                 f"`reel train refcolor --out {path.parent}` or pass checkpoint=PATH")
-        if not 0.0 <= float(confidence_gate) <= 1.0:
-            raise ValueError(f"confidence_gate must be in [0, 1], got {confidence_gate}")
+        if not 0.0 <= float(gate_low) <= float(gate_high) <= 1.0:
+            raise ValueError("gate_low/gate_high must satisfy 0 <= gate_low <= gate_high <= 1, "
+                             f"got {gate_low}, {gate_high}")
         if not 0.0 < float(temporal_blend) <= 1.0:
             raise ValueError(f"temporal_blend must be in (0, 1], got {temporal_blend}")
         super().__init__(checkpoint=str(checkpoint), batch_frames=int(batch_frames),
                          residual_gain=float(residual_gain),
-                         confidence_gate=float(confidence_gate),
+                         gate_low=float(gate_low), gate_high=float(gate_high),
                          temporal_blend=float(temporal_blend),
                          network_width_px=int(network_width_px), **params)
         self._init_network(path, device)
         self.batch_frames = max(1, int(batch_frames))
         self.residual_gain = float(residual_gain)
-        self.confidence_gate = float(confidence_gate)
+        self.gate_low, self.gate_high = float(gate_low), float(gate_high)
         self.temporal_blend = float(temporal_blend)
         self.network_width_px = max(0, int(network_width_px))
         self._res_prev: np.ndarray | None = None
@@ -295,8 +465,8 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         for (centre, *_), r in zip(ready, self.raw_residuals(ready)):
             ab_s, L, L_s, c, conf_mean, motion = centre
             r = r * np.float32(self.residual_gain)
-            if self.confidence_gate > 0 and not self._network()[0].config.confidence_gate:
-                r = gate_residual(r, c, self.confidence_gate)  # (a gating network gates itself)
+            if not self._network()[0].config.confidence_gate:  # (a gating network gates itself)
+                r = gate_residual(r, c, self.gate_low, self.gate_high)
             r = filter_residual(r, self._res_prev, motion, self.temporal_blend)
             self._res_prev = r
             yield Colorizer.to_full(self, ab_s + r, L, L_s), conf_mean
@@ -338,5 +508,6 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         return res.astype(np.float32)
 
 
-__all__ = ["LearnedRefColorizer", "checkpoint_path", "classical_analysis", "filter_residual",
-           "gate_residual"]
+__all__ = ["LearnedRefColorizer", "band_gate", "checkpoint_path", "classical_analysis",
+           "filter_residual", "gate_residual", "report_postprocess_selection",
+           "select_postprocess"]

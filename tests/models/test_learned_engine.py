@@ -157,9 +157,29 @@ def test_gate_residual_keeps_confident_classical_pixels():
 
     r = np.full((2, 3, 2), 4.0, np.float32)
     conf = np.array([[0.0, 0.5, 1.0], [1.0, 1.0, 1.0]], np.float32)
-    assert gate_residual(r, conf, 1.0)[0, :, 0].tolist() == [4.0, 2.0, 0.0]
-    assert np.array_equal(gate_residual(r, conf, 0.0), r)
-    assert gate_residual(r, conf, 0.5)[0, 2, 0] == 2.0
+    # band (0, 0): the plain (1 - c) gate
+    assert gate_residual(r, conf, 0.0, 0.0)[0, :, 0].tolist() == [4.0, 2.0, 0.0]
+    assert gate_residual(r, conf, 0.6, 0.6)[0, :, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("low,high", [(0.2, 0.6), (0.1, 0.3), (0.0, 0.5)])
+def test_band_gate_zero_below_low_one_minus_c_above_high_monotone_ramp(low, high):
+    from reel.tasks.colorizers.learned import band_gate
+
+    c = np.linspace(0.0, 1.0, 201, dtype=np.float32)
+    w = band_gate(c, low, high)
+    assert w.dtype == np.float32 and w.shape == c.shape
+    below, above = c <= low, c >= high
+    assert np.all(w[below] == 0.0)
+    assert np.allclose(w[above], 1.0 - c[above], atol=1e-6)
+    inside = ~below & ~above
+    ramp = w[inside] / (1.0 - c[inside])        # the band factor rises monotonically 0 -> 1
+    assert np.all(np.diff(ramp) >= 0) and np.all((ramp > 0) & (ramp < 1))
+    assert np.all(w <= 1.0 - c + 1e-6) and np.all(w >= 0)
+    # continuous at both band edges
+    assert np.abs(np.diff(w)).max() < 0.05
+    with pytest.raises(ValueError):
+        band_gate(c, 0.6, 0.2)
 
 
 def test_postprocessed_untrained_engine_is_still_exactly_classical(untrained_ckpt):
@@ -167,14 +187,15 @@ def test_postprocessed_untrained_engine_is_still_exactly_classical(untrained_ckp
     refs = [clip[0]]
     classical = _run(COLORIZERS.create("exemplar-propagate"), clip, refs)
     learned = _run(COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
-                                     device="cpu", confidence_gate=1.0, temporal_blend=0.3,
+                                     device="cpu", gate_low=0.1, gate_high=0.5,
+                                     temporal_blend=0.3,
                                      network_width_px=32), clip, refs)
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(classical, learned))
     with pytest.raises(ValueError, match="temporal_blend"):
         COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt), temporal_blend=0.0)
-    with pytest.raises(ValueError, match="confidence_gate"):
+    with pytest.raises(ValueError, match="gate_low"):
         COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
-                          confidence_gate=1.5)
+                          gate_low=0.7, gate_high=0.3)
 
 
 @pytest.mark.skipif(not (CHECKPOINTS_DIR / "refcolor.pt").is_file(),
@@ -203,3 +224,18 @@ def test_temporal_filter_damps_residual_changes_on_a_static_shot(monkeypatch):
     step_raw = np.abs(np.diff(raw, axis=0)).mean()
     step_filt = np.abs(np.diff(filt, axis=0)).mean()
     assert step_raw > 0 and step_filt < 0.5 * step_raw
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_DIR / "refcolor.pt").is_file(),
+                    reason="shipped checkpoint not built yet")
+def test_select_postprocess_picks_from_its_grids_on_synthetic_clips():
+    from reel.tasks.colorizers.learned import select_postprocess
+
+    kw = dict(clips=2, frames=5, size=(48, 64), bands=[(0.0, 0.0), (0.2, 0.6)],
+              blends=(0.5, 1.0))
+    r = select_postprocess(**kw)
+    assert (r["gate_low"], r["gate_high"]) in kw["bands"]
+    assert r["gates"][(r["gate_low"], r["gate_high"])] == max(r["gates"].values())
+    assert r["temporal_blend"] in kw["blends"] and set(r["blend_rows"]) == {0.5, 1.0}
+    assert np.isfinite(r["psnr_classical"]) and r["warp_classical"] >= 0
+    assert select_postprocess(**kw)["blend_rows"] == r["blend_rows"]  # deterministic
