@@ -193,10 +193,16 @@ def test_run_options_are_checked(reel_home):
     assert res.exit_code == 1 and "tcp://HOST:8786" in res.output
 
 
-def test_local_cluster_workers_use_one_opencv_thread(reel_home):
+def test_local_cluster_workers_use_one_opencv_thread(reel_home, monkeypatch):
     """The local cluster's workers run OpenCV on one thread (the nanny's OMP_NUM_THREADS=1 does
     not reach OpenCV): one worker = one core, so throughput follows the worker count."""
+    import types
+
     from distributed import Client
+
+    # spawned worker processes re-run the parent's __main__ file; inside pytest an earlier
+    # test (the Streamlit AppTest of the dashboard) can leave that pointing at dashboards/app.py
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
     from reel.config import configure
     from reel.flows import runners
