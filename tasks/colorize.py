@@ -202,7 +202,7 @@ def colorize_shot(
     if palette_path is not None:  # weights for the palette constraint (exemplar-propagate)
         eng.set_palette_weights(load_palette_weights(palette_path))
 
-    info = media.probe(src)
+    info = media.video_format(src)
     width, height = info.display_size
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

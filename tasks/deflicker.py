@@ -405,7 +405,7 @@ def deflicker_film(
         except (ValueError, KeyError, TypeError):
             pass
 
-    info = media.probe(src)
+    info = media.video_format(src)
     W, H = (int(v) for v in info.display_size)
     aw = min(W, int(analysis_width_px))
     # pass 1: percentiles per frame, at analysis width

@@ -356,7 +356,7 @@ def edit_shot(in_path: str | os.PathLike, out_path: str | os.PathLike, edits: Se
     fusers: list[Fuser] = [FUSERS.create(fuser, **(fuser_params or {})) for _ in edits]
     for f in fusers:
         f.reset()
-    info = media.probe(in_path)
+    info = media.video_format(in_path)
     W, H = (int(v) for v in info.display_size)
 
     def masks(t0_: int, n: int, region: dict) -> np.ndarray:

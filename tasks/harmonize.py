@@ -774,7 +774,7 @@ def shot_edge_stats(path: str | os.PathLike, *, edge_frames: int = 5,
     """
     from reel.tasks import media
 
-    info = media.probe(path)
+    info = media.video_format(path)
     W = int(info.display_size[0])
     width = min(W, int(analysis_width_px))
     first: list[np.ndarray] = []
@@ -1134,7 +1134,7 @@ def harmonize_shot(
     t0 = time.perf_counter()
     eng: Harmonizer = HARMONIZERS.create(engine, **params)
     in_path, out_path = Path(in_path), Path(out_path)
-    info = media.probe(in_path)
+    info = media.probe(in_path)  # its n_frames sets the stats stride (a shot: short to count)
     W, H = (int(v) for v in info.display_size)  # size of decoded frames
     n_hint = getattr(info, "n_frames", None)
 

@@ -47,6 +47,8 @@ __all__ = [
     "MediaError",
     "MediaInfo",
     "probe",
+    "VideoFormat",
+    "video_format",
     "sha256_file",
     "write_framemd5",
     "iter_frames",
@@ -500,6 +502,46 @@ def _plausible_nb_frames(meta: _VideoMeta) -> int | None:
     return nb if abs(nb - expected) <= 1.0 + 0.002 * nb else None
 
 
+def _frame_rate(meta: _VideoMeta) -> Fraction:
+    fps = meta.fps if meta.fps is not None else meta.avg_fps
+    if fps is None:
+        raise MediaError(f"{meta.path}: the video stream reports no frame rate; remux it with "
+                         f"an explicit rate (ffmpeg -r) before restoring.")
+    return fps
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """Frame size and rate of a film's first video stream (see :func:`video_format`).
+
+    ``display_size`` is (width, height) of the frames :func:`iter_frames` yields; ``fps`` the
+    exact ``r_frame_rate`` string, as in :class:`MediaInfo`.
+    """
+
+    path: Path
+    display_size: tuple[int, int]
+    fps: str
+
+
+def video_format(path: str | os.PathLike) -> VideoFormat:
+    """Frame size and rate of the first video stream: one ffprobe call, no frame counting.
+
+    What a shot stage needs to decode a frame range and write frames of the same size and
+    rate. :func:`probe` also gives the exact frame count, which for a container without one
+    (Matroska from ffmpeg, reel's own intermediates) means decoding the whole film: per shot
+    of a long film that would cost a full decode each time.
+
+    Example
+    -------
+    >>> fmt = video_format("film.mkv")          # doctest: +SKIP
+    >>> fmt.display_size, fmt.fps               # doctest: +SKIP
+    ((720, 576), '25/1')
+    """
+    meta = _video_meta(Path(path))
+    return VideoFormat(path=meta.path, display_size=meta.display_size,
+                       fps=fps_string(_frame_rate(meta)))
+
+
 def probe(path: str | os.PathLike, *, deep: bool = False,
           idet_frames: int = 500) -> MediaInfo:
     """Describe a film: container, first video stream, audio streams, exact frame count.
@@ -531,12 +573,7 @@ def probe(path: str | os.PathLike, *, deep: bool = False,
     """
     meta = _video_meta(Path(path))
     s = meta.stream
-    fps = meta.fps
-    if fps is None:
-        fps = meta.avg_fps
-    if fps is None:
-        raise MediaError(f"{meta.path}: the video stream reports no frame rate; remux it with "
-                         f"an explicit rate (ffmpeg -r) before restoring.")
+    fps = _frame_rate(meta)
     avg = meta.avg_fps or fps
     try:
         raw_nb: int | None = int(s.get("nb_frames"))

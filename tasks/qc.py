@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from reel.tasks.colorizers.flowtools import pixel_grid
 from reel.tasks.colorspace import gray_to_L, rgb_to_lab
 
 #: PSNR reported for identical inputs (MSE = 0), and the upper bound of every PSNR here (dB).
@@ -198,7 +199,7 @@ def optical_flow_dis(gray0: np.ndarray, gray1: np.ndarray) -> np.ndarray:
 def backward_warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``img`` at ``x + flow(x)`` (bilinear, border replicated): float32, same shape."""
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = pixel_grid(h, w)
     mx = gx + flow[..., 0]
     my = gy + flow[..., 1]
     return cv2.remap(np.asarray(img, np.float32), mx, my, interpolation=cv2.INTER_LINEAR,
@@ -224,7 +225,7 @@ def non_occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
     dv_y, dv_x = np.gradient(flow_fw[..., 1])
     grad_sq = du_x ** 2 + du_y ** 2 + dv_x ** 2 + dv_y ** 2
     occ |= grad_sq > 0.01 * (flow_fw ** 2).sum(-1) + 0.002
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = pixel_grid(h, w)
     tx, ty = gx + flow_fw[..., 0], gy + flow_fw[..., 1]
     occ |= (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
     return ~occ
@@ -830,7 +831,7 @@ def qc_shot(
     flags_from_metrics({}, thresholds)  # validate threshold keys before the work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = media.probe(restored_path)
+    info = media.video_format(restored_path)
     W, H = (int(v) for v in info.display_size)  # size of decoded frames
     n_expected = stop - start
     aw = min(int(analysis_width_px), W)

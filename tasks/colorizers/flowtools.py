@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -65,8 +66,13 @@ def dis_flow(
     return dis.calc(np.ascontiguousarray(gray_a), np.ascontiguousarray(gray_b), init)
 
 
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=8)
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y) of an h × w frame, float32, read-only; built once per size (every
+    warp and consistency test of a shot needs them)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx.flags.writeable = False
+    yy.flags.writeable = False
     return xx, yy
 
 
@@ -81,7 +87,7 @@ def warp(image: np.ndarray, flow: np.ndarray, *, border: int = cv2.BORDER_REPLIC
     [1.0, 2.0, 3.0, 3.0]
     """
     h, w = flow.shape[:2]
-    xx, yy = _grid(h, w)
+    xx, yy = pixel_grid(h, w)
     src = np.ascontiguousarray(image, dtype=np.float32)
     out = cv2.remap(src, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR,
                     borderMode=border)
@@ -102,10 +108,12 @@ def fb_consistent(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
     """
     h, w = flow_ab.shape[:2]
     back = warp(flow_ba, flow_ab)
-    err = ((flow_ab + back) ** 2).sum(axis=-1)
-    scale = (flow_ab ** 2).sum(axis=-1) + (back ** 2).sum(axis=-1)
+    fx, fy, bx, by = flow_ab[..., 0], flow_ab[..., 1], back[..., 0], back[..., 1]
+    ex, ey = fx + bx, fy + by
+    err = ex * ex + ey * ey  # |flow_ab + ŵ|², written out: a sum over a 2-long axis is slow
+    scale = (fx * fx + fy * fy) + (bx * bx + by * by)
     ok = err <= 0.01 * scale + 0.5
-    xx, yy = _grid(h, w)
+    xx, yy = pixel_grid(h, w)
     tx, ty = xx + flow_ab[..., 0], yy + flow_ab[..., 1]
     ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
     return ok

@@ -85,6 +85,24 @@ def test_probe_counts_frames_when_container_has_no_count(clips):
     assert not info.has_audio
 
 
+def test_video_format_gives_size_and_rate_without_counting(clips, monkeypatch):
+    """What shot stages ask for: no full decode of a container without a frame count."""
+    from reel.tasks import media
+
+    expected = {k: (probe(clips[k]).display_size, probe(clips[k]).fps) for k in ("mkv", "rot")}
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("video_format must not count frames")
+
+    monkeypatch.setattr(media, "count_frames", no_counting)
+    for k, (size, fps) in expected.items():
+        fmt = media.video_format(clips[k])
+        assert (fmt.display_size, fmt.fps) == (size, fps)
+    assert media.video_format(clips["rot"]).display_size == (64, 96)
+    with pytest.raises(MediaError, match="no video stream"):
+        media.video_format(clips["audio_only"])
+
+
 def test_probe_errors_are_clear(clips, tmp_path):
     with pytest.raises(MediaError, match="not found"):
         probe(tmp_path / "missing.mp4")
