@@ -431,6 +431,34 @@ def test_several_references_per_shot_cover_more_content():
     assert err_two < 0.5 * err_one
 
 
+def test_a_reference_the_shot_does_not_show_is_not_tracked(shot, monkeypatch):
+    """Only references whose key frame aligns (``track_min_ratio`` of the best) are tracked
+    through the shot; an unrelated still costs one alignment and changes little."""
+    from reel.tasks.colorizers import correspondence
+
+    calls: dict[int, int] = {}
+    align = correspondence.ReferenceAligner.align
+
+    def counting(self, *args, **kwargs):
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        return align(self, *args, **kwargs)
+
+    monkeypatch.setattr(correspondence.ReferenceAligner, "align", counting)
+    unrelated = cv2.resize(skimage.data.astronaut(), (W, H), interpolation=cv2.INTER_AREA)
+    right = shot[0]
+    alone, _ = _run("exemplar-propagate", shot, [right])
+    calls.clear()
+    both, _ = _run("exemplar-propagate", shot, [right, unrelated])
+    assert sorted(calls.values())[0] == 1            # the unrelated still: its key frame only
+    assert sorted(calls.values())[1] >= N_FRAMES      # the right one: every frame
+    gt = [rgb_to_lab(f)[..., 1:] for f in shot]
+    err = lambda abs_: np.mean([np.abs(a - g).mean() for a, g in zip(abs_, gt)])  # noqa: E731
+    assert err(both) <= err(alone) * 1.1 + 0.05
+    calls.clear()
+    _run("exemplar-propagate", shot, [right, unrelated], track_min_ratio=0.0)
+    assert min(calls.values()) >= N_FRAMES          # 0: every reference tracked
+
+
 def test_two_pass_engines_reread_the_source_and_bound_memory(shot, tmp_path):
     calls = []
 
