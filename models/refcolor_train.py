@@ -94,6 +94,8 @@ def load_still(spec: str, max_side_px: int = 640) -> np.ndarray:
         import skimage.data
 
         rgb = getattr(skimage.data, name)()
+        if isinstance(rgb, tuple):  # stereo_motorcycle: (left, right, disparity)
+            rgb = rgb[0]
     elif src == "sklearn":
         from sklearn.datasets import load_sample_image
 

@@ -219,6 +219,12 @@ def _classical_run(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray, **
     return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32), motions
 
 
+#: Stills of the post-processing selection clips: neither is a training still. Each clip's
+#: background is one of them and its sprite (in 70 % of the clips) is cut from the other, so the
+#: sprite is content the reference may not show, as in a real shot.
+SELECTION_IMAGES = ("skimage:coffee", "skimage:stereo_motorcycle")
+
+
 def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
                        frames: int = 12, size: tuple[int, int] = (96, 128), seed: int = 1000,
                        late_sprite_prob: float = 0.5,
@@ -227,9 +233,9 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
                        progress: Any = None) -> dict[str, Any]:
     """Choose the residual gate band and ``temporal_blend`` on held-out synthetic clips.
 
-    Never looks at the benchmark videos. The clips are the trainer's validation clips
-    (:func:`reel.models.refcolor_train.build_dataset` on ``VAL_IMAGES``, the held-out
-    ``coffee`` still, ``seed`` 1000 = the trainer's validation seed) with
+    Never looks at the benchmark videos. The clips are synthesized by
+    :func:`reel.models.refcolor_train.build_dataset` from :data:`SELECTION_IMAGES` (two stills
+    training never sees, one the background and the other the sprite) with
     ``late_sprite_prob`` of the sprites appearing only after the reference frame (content the
     reference does not show, i.e. low classical confidence). The real classical engine and the
     engine's own network call (:meth:`LearnedRefColorizer.raw_residuals`) produce the inputs.
@@ -250,7 +256,7 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
 
         python -c "from reel.tasks.colorizers.learned import report_postprocess_selection as r; r()"
     """
-    from reel.models.refcolor_train import VAL_IMAGES, _rgb_psnr, build_dataset
+    from reel.models.refcolor_train import _rgb_psnr, build_dataset
     from reel.tasks.qc import warp_error_ab
 
     motions: list[list] = []
@@ -260,7 +266,7 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
         motions.append(mo)
         return ab, conf
 
-    data = build_dataset(VAL_IMAGES, clips, classical_fn, frames=frames, size=size, seed=seed,
+    data = build_dataset(SELECTION_IMAGES, clips, classical_fn, frames=frames, size=size, seed=seed,
                          late_sprite_prob=late_sprite_prob, cache_dir=None)
     lab = data["lab"].astype(np.float32)
     ab_cls = data["ab_cls"].astype(np.float32)

@@ -226,6 +226,29 @@ def test_temporal_filter_damps_residual_changes_on_a_static_shot(monkeypatch):
     assert step_raw > 0 and step_filt < 0.5 * step_raw
 
 
+def test_selection_clips_have_sprites_from_stills_training_never_sees(monkeypatch):
+    """build_dataset cuts a clip's sprite from *another* still of its list: one still alone
+    gives sprite-less clips (the selection set's bug until 2026-11-22)."""
+    from reel.models import refcolor_train
+    from reel.tasks.colorizers.learned import SELECTION_IMAGES
+
+    assert len(SELECTION_IMAGES) >= 2 and not set(SELECTION_IMAGES) & set(refcolor_train.TRAIN_IMAGES)
+    sprites: list[bool] = []
+    synth = refcolor_train.synthesize_clip
+
+    def spy(image_lab, sprite_lab, *args, **kwargs):
+        sprites.append(sprite_lab is not None)
+        return synth(image_lab, sprite_lab, *args, **kwargs)
+
+    monkeypatch.setattr(refcolor_train, "synthesize_clip", spy)
+    plain = lambda frames, ref: (np.zeros(np.shape(frames) + (2,)), np.zeros(np.shape(frames)))  # noqa: E731
+    refcolor_train.build_dataset(SELECTION_IMAGES, 12, plain, frames=3, size=(32, 48), seed=1000)
+    assert sum(sprites) >= 6            # 70 % of the clips on average
+    sprites.clear()
+    refcolor_train.build_dataset(SELECTION_IMAGES[:1], 12, plain, frames=3, size=(32, 48), seed=1000)
+    assert not any(sprites)
+
+
 @pytest.mark.skipif(not (CHECKPOINTS_DIR / "refcolor.pt").is_file(),
                     reason="shipped checkpoint not built yet")
 def test_select_postprocess_picks_from_its_grids_on_synthetic_clips():
