@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -1013,9 +1014,14 @@ def harmonize_film_plan(
     (0.4, -1.9)
     """
     t0 = time.perf_counter()
-    edges = [None if p is None else shot_edge_stats(p, edge_frames=edge_frames,
-                                                      analysis_width_px=analysis_width_px)
-             for p in shot_paths]
+
+    def edge(p):
+        return None if p is None else shot_edge_stats(p, edge_frames=edge_frames,
+                                                       analysis_width_px=analysis_width_px)
+
+    # every shot file is decoded once (ffmpeg, in its own process): overlapped, results in order
+    with ThreadPoolExecutor(max(1, min(len(shot_paths), os.cpu_count() or 1, 4))) as pool:
+        edges = list(pool.map(edge, shot_paths))
     palette = load_palette(palette_path) if palette_path is not None else None
     plan = plan_film_chroma(edges, fixed=fixed, palette=palette, **params)
     plan.params.update(edge_frames=edge_frames, analysis_width_px=analysis_width_px)
@@ -1086,6 +1092,7 @@ def harmonize_shot(
     engine: str = "palette-stats",
     film_gain: float = 1.0,
     film_offset_ab: Sequence[float] = (0.0, 0.0),
+    n_frames: int | None = None,
     **params: Any,
 ) -> HarmonizeResult:
     """Harmonize one colorized shot file; L is kept, only chroma changes.
@@ -1108,6 +1115,9 @@ def harmonize_shot(
         The across-shots correction of this shot (:func:`plan_film_chroma`): after the engine,
         every pixel's chroma becomes ``film_gain * ab + film_offset_ab`` (ab units). Default:
         none.
+    n_frames : int, optional
+        Frames in ``in_path`` when the caller knows (it sets the statistics stride); counted by
+        decoding the file otherwise.
     **params
         Engine parameters.
 
@@ -1134,9 +1144,9 @@ def harmonize_shot(
     t0 = time.perf_counter()
     eng: Harmonizer = HARMONIZERS.create(engine, **params)
     in_path, out_path = Path(in_path), Path(out_path)
-    info = media.probe(in_path)  # its n_frames sets the stats stride (a shot: short to count)
+    info = media.video_format(in_path)
     W, H = (int(v) for v in info.display_size)  # size of decoded frames
-    n_hint = getattr(info, "n_frames", None)
+    n_hint = int(n_frames) if n_frames is not None else media.probe(in_path).n_frames
 
     label_maps = None
     if labels_path is not None:
@@ -1304,7 +1314,7 @@ def _harmonize_for_flow(colorized, out_path, *, segmentation=None, selection=Non
         colorized.out_path, out_path,
         labels_path=segmentation.labels_path if segmentation is not None else None,
         palette_path=selection.palette_path if selection is not None else None,
-        engine=engine, **film, **params)
+        engine=engine, n_frames=getattr(colorized, "n_frames", None), **film, **params)
 
 
 def _thin_task():

@@ -197,7 +197,10 @@ def test_harmonize_shot_file(tmp_path):
     kw = dict(labels_path=tmp_path / "labels.npz", palette_path=tmp_path / "palette.json",
               feather_px=3.0)
     r1 = harmonize_shot(src, tmp_path / "h1.mkv", **kw)
-    r2 = harmonize_shot(src, tmp_path / "h2.mkv", **kw)
+    # a caller that knows the frame count (the flow: colorization's) spares the counting decode
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(media, "probe", lambda *a, **k: pytest.fail("n_frames was given: no probe"))
+        r2 = harmonize_shot(src, tmp_path / "h2.mkv", n_frames=n, **kw)
     assert r1.n_frames == n and r1.n_regions_adjusted == 1 and r1.mean_shift_ab > 1.0
     assert r1.engine["engine"] == "palette-stats"
     out1 = list(media.iter_frames(r1.out_path, pix_fmt="rgb24"))
