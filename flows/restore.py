@@ -121,9 +121,25 @@ def restore_item(item_id: int, run_id: int) -> str:
     # match is reused (Prefect "Cached" state), an unfinished or damaged one runs again
     digests = cache.FileDigests()
     library_ids = sorted(f"{Path(p).name}:{digests(p)}" for p in library)
+    people = proc.person_masks if proc.person_masks is not None else people_available()
+    # segmentation needs only the shot's frames: submitted first, so the pool segments while
+    # this flow ranks the references below (on 2 cores the ranking otherwise left one idle)
+    segmented = {}
+    for shot in shots:
+        plan = plans[shot.id]
+        if plan.keep:
+            continue
+        key = _shot_keyer(settings, item, source, shot, plan)
+        e_seg = plan.engine("segment", eng.segment)
+        keys = {"segmentation": key("segmentation", "segment", e_seg,
+                                    {"analysis_width_px": proc.analysis_width_px, "people": people})}
+        stage = functools.partial(_stage_task, settings, keys)
+        with stage(segment_shot_task, "segmentation", "segment", e_seg) as t:
+            seg = t.submit(src, shot.start, shot.stop, plan.work_dir, engine=e_seg,
+                           analysis_width_px=proc.analysis_width_px, people=people)
+        segmented[shot.id] = (key, keys, stage, seg)
     # references ranked for the whole item: similar shots share them (flows/refs.py)
     ranking = refs_flow.rank_and_cluster(settings, item.id, run_id, src, shots, library)
-    people = proc.person_masks if proc.person_masks is not None else people_available()
     pending = []
     for shot in shots:
         plan = plans[shot.id]
@@ -134,13 +150,11 @@ def restore_item(item_id: int, run_id: int) -> str:
         # a re-run request's edit (target colour) and the shot's active region edits, one stage
         shot_edits = ([plan.edit] if plan.edit else []) + region_edits.get(shot.id, [])
         e_fuse = plan.engine("fuse", eng.fuse)
-        key = _shot_keyer(settings, item, source, shot, plan)
+        key, keys, stage, seg = segmented[shot.id]
         pinned = list(dict.fromkeys(plan.pinned_references + shot.pinned_references))
-        e_seg, e_ref = plan.engine("segment", eng.segment), plan.engine("references", eng.references)
+        e_ref = plan.engine("references", eng.references)
         e_col, e_har = plan.engine("colorize", eng.colorize), plan.engine("harmonize", eng.harmonize)
         ranked, ranked_engine = ranking.for_shot(shot.id, e_ref)
-        keys = {"segmentation": key("segmentation", "segment", e_seg,
-                                    {"analysis_width_px": proc.analysis_width_px, "people": people})}
         keys["reference_selection"] = key("reference_selection", "references", e_ref, {
             "top_k": proc.references_top_k, "palette_k": proc.palette_k, "seed": proc.seed,
             "library": library_ids, "pinned": [f"{p}:{digests(p)}" for p in pinned],
@@ -154,10 +168,6 @@ def restore_item(item_id: int, run_id: int) -> str:
                                    {"analysis_width_px": proc.analysis_width_px,
                                     "palette_model": palettes.model_version()},
                                    [keys["references"]])
-        stage = functools.partial(_stage_task, settings, keys)
-        with stage(segment_shot_task, "segmentation", "segment", e_seg) as t:
-            seg = t.submit(src, shot.start, shot.stop, d, engine=e_seg,
-                           analysis_width_px=proc.analysis_width_px, people=people)
         if plan.palette:  # reviewer palette: selection and override rewrite palette.json, uncached
             refs = select_references_task.submit(src, shot.start, shot.stop, library, d,
                                                  engine=e_ref, top_k=proc.references_top_k,
