@@ -205,7 +205,8 @@ class ExemplarPropagateColorizer(Colorizer):
         is the engine's main cost (two DIS flows per frame and reference), and a reference the
         shot does not show aligns nowhere: on the bikes sample the ranker's 2nd and 3rd
         references align with mean confidence 0.00-0.04 against 0.99 for the right one, and
-        tracking them cost half the engine's CPU time and 0.2 dB (see docs/colorization.md).
+        tracking them cost 40 % of the engine's CPU time and 0.4 dB of PSNR (docs/stages.md,
+        Colorization).
     refine_radius_px : int
         Radius (analysis pixels) of the edge-aware refinement of unconfident pixels.
     temporal_weight : float
