@@ -57,6 +57,11 @@ TRAIN_IMAGES = ("skimage:astronaut", "skimage:chelsea", "skimage:rocket",
                 "skimage:hubble_deep_field", "skimage:immunohistochemistry", "skimage:retina",
                 "sklearn:china.jpg", "sklearn:flower.jpg")
 VAL_IMAGES = ("skimage:coffee",)
+#: refcolor's validation stills. ``build_dataset`` cuts a clip's sprite from *another* still of
+#: its list, so ``coffee`` alone gives clips without sprites (occlusions); the left view of
+#: ``stereo_motorcycle`` (held out too) supplies them. The harmonize and fuse trainers keep
+#: :data:`VAL_IMAGES`.
+REFCOLOR_VAL_IMAGES = ("skimage:coffee", "skimage:stereo_motorcycle")
 DATA_VERSION = "2"
 
 #: classical_fn(frames_L: list of float32 (H, W) in [0, 100], reference_lab float32 (H, W, 3))
@@ -322,7 +327,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
                               seed=options.seed, late_sprite_prob=late,
                               cache_dir=options.work_dir)
-        val = build_dataset(VAL_IMAGES, n_val, classical_fn, frames=frames, size=size,
+        val = build_dataset(REFCOLOR_VAL_IMAGES, n_val, classical_fn, frames=frames, size=size,
                             seed=options.seed + 1000, late_sprite_prob=late,
                             cache_dir=options.work_dir)
     config = RefColorConfig(**{**d.config, **ex.get("config", {})})
@@ -344,7 +349,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     data_desc = (
         f"Synthetic clips ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "
-        f"{', '.join(VAL_IMAGES)} (held out). Camera paths + moving sprites (in {late:.0%} of "
+        f"{', '.join(REFCOLOR_VAL_IMAGES)} (held out). Camera paths + moving sprites (in {late:.0%} of "
         "the clips with a sprite it appears after the reference frame: content the reference "
         "does not show); reference = the "
         "clip's first colour frame; classical input = exemplar-propagate run on each clip "
@@ -369,5 +374,5 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         device=device.type)
 
 
-__all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "build_dataset", "evaluate",
+__all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_IMAGES", "build_dataset", "evaluate",
            "load_still", "make_batch", "refcolor_loss", "synthesize_clip", "train_refcolor"]

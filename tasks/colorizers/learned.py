@@ -219,9 +219,9 @@ def _classical_run(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray, **
     return np.stack(abs_).astype(np.float32), np.stack(confs).astype(np.float32), motions
 
 
-#: Stills of the post-processing selection clips: neither is a training still. Each clip's
-#: background is one of them and its sprite (in 70 % of the clips) is cut from the other, so the
-#: sprite is content the reference may not show, as in a real shot.
+#: Stills of the post-processing selection clips (the trainer's validation stills): neither is a
+#: training still. Each clip's background is one of them and its sprite (in 70 % of the clips)
+#: is cut from the other, so the sprite is content the reference may not show, as in a real shot.
 SELECTION_IMAGES = ("skimage:coffee", "skimage:stereo_motorcycle")
 
 

@@ -16,10 +16,15 @@ TINY = {"clips": 2, "val_clips": 1, "frames": 4, "size": (24, 32), "val_every": 
 
 
 def test_benchmark_videos_are_not_training_data():
-    names = " ".join(TRAIN_IMAGES + VAL_IMAGES)
+    from reel.models.refcolor_train import REFCOLOR_VAL_IMAGES
+    from reel.tasks.colorizers.learned import SELECTION_IMAGES
+
+    names = " ".join(TRAIN_IMAGES + VAL_IMAGES + REFCOLOR_VAL_IMAGES)
     for video in ("bikes", "carphone", "bigbuckbunny"):
         assert video not in names
-    assert not set(TRAIN_IMAGES) & set(VAL_IMAGES)
+    assert not set(TRAIN_IMAGES) & (set(VAL_IMAGES) | set(REFCOLOR_VAL_IMAGES))
+    assert len(REFCOLOR_VAL_IMAGES) >= 2            # a sprite is cut from another still
+    assert SELECTION_IMAGES == REFCOLOR_VAL_IMAGES  # selection = validation stills
 
 
 def test_synthesized_clips_move_and_keep_8bit_luminance():
