@@ -110,8 +110,8 @@ def _print_bench(bench, rows: list[dict], title: str, out: Path | None = None, k
     table = Table(*bench.COLUMNS, title=title)
     for r in rows:
         if keep is None or keep(r):
-            table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                            for c in bench.COLUMNS])
+            cells = [r.get(c, "") for c in bench.COLUMNS]  # ratio rows leave columns empty
+            table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells])
     console.print(table)
     if out is not None:
         console.print((Path(out) / "summary.md").read_text(), soft_wrap=True)
