@@ -39,3 +39,17 @@ def test_unknown_measure_is_refused(reel_home, tmp_path):
     res = CliRunner().invoke(app, ["benchmark", "scale", "--out", str(tmp_path),
                                    "--measures", "overhead,sped"])
     assert res.exit_code == 1 and "unknown --measures" in res.output
+
+
+def test_ratio_rows_without_every_column_are_printed(tmp_path, capsys):
+    """A ratio row (no wall time, no memory) must not break the CLI table."""
+    from reel.flows import cli
+    from reel.flows.benchmarks import scale
+
+    rows = [{c: 1.0 for c in scale.COLUMNS},
+            {"measure": "peak_memory_x10_over_x1", "value": 1.1, "target": "<= 1.2",
+             "meets_target": True}]
+    (tmp_path / "summary.md").write_text("# scale benchmark\n")
+    cli._print_bench(scale, rows, "scale", tmp_path)
+    out = capsys.readouterr().out
+    assert "1.1" in out and "scale benchmark" in out  # the table (cells wrap) and the summary
