@@ -102,6 +102,10 @@ def test_log_in_open_a_shot_approve_it_in_chromium(dashboard, tmp_path):
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
+            # expect() has its own 5 s default, which page.set_default_timeout does not change;
+            # a fresh Streamlit process's first script run (imports, catalog queries) can take
+            # longer than that on a loaded 2-core machine (seen once in a fresh-clone make test)
+            expect.set_options(timeout=60_000)
             page.goto(url)
             # nothing but the login form before logging in
             expect(page.get_by_role("button", name="Log in")).to_be_visible()
