@@ -1144,9 +1144,10 @@ def harmonize_shot(
     t0 = time.perf_counter()
     eng: Harmonizer = HARMONIZERS.create(engine, **params)
     in_path, out_path = Path(in_path), Path(out_path)
-    info = media.video_format(in_path)
+    # one ffprobe call either way: probe() (which counts by decoding) only when the count is unknown
+    info = media.video_format(in_path) if n_frames is not None else media.probe(in_path)
     W, H = (int(v) for v in info.display_size)  # size of decoded frames
-    n_hint = int(n_frames) if n_frames is not None else media.probe(in_path).n_frames
+    n_hint = int(n_frames) if n_frames is not None else info.n_frames
 
     label_maps = None
     if labels_path is not None:
