@@ -54,7 +54,7 @@ from reel.tasks.colorizers.flowtools import warp
 DEFAULT_CHECKPOINT = "refcolor"
 #: residual post-processing defaults, chosen by :func:`select_postprocess` on the trainer's
 #: held-out synthetic validation clips (see docs/models.md)
-GATE_LOW, GATE_HIGH, TEMPORAL_BLEND = 0.0, 0.0, 0.1
+GATE_LOW, GATE_HIGH, TEMPORAL_BLEND, NEW_CONTENT_BLEND = 0.0, 0.0, 0.05, 0.5
 
 
 class _ClassicalTap(ExemplarPropagateColorizer):
@@ -147,14 +147,17 @@ def gate_residual(residual_ab: np.ndarray, confidence: np.ndarray, low: float, h
 
 
 def filter_residual(residual_ab: np.ndarray, previous_ab: np.ndarray | None,
-                    motion: tuple[np.ndarray, np.ndarray] | None, blend: float) -> np.ndarray:
+                    motion: tuple[np.ndarray, np.ndarray] | None, blend: float,
+                    new_blend: float = 1.0) -> np.ndarray:
     """Recursive filter of a per-frame chroma residual along the flow (no flicker).
 
     ``out = blend · residual + (1 - blend) · warp(previous, flow)`` on pixels whose flow to the
-    previous frame passes the forward-backward test, ``residual`` elsewhere (occluded or new
-    content) and on a shot's first frame. The residual then moves with the content and changes
-    at most by ``blend`` times its per-frame innovation, so a static scene keeps a constant
-    residual and flicker is damped.
+    previous frame passes the forward-backward test, ``new_blend · residual`` elsewhere
+    (occluded or new content, which has no filtered history: its history counts as 0, the
+    classical result), and the plain residual on a shot's first frame. The residual then moves
+    with the content and changes at most by ``blend`` times its per-frame innovation, so a
+    static scene keeps a constant residual and flicker is damped; with ``new_blend < 1`` newly
+    visible content fades its residual in over a few frames instead of switching it on at once.
 
     Parameters
     ----------
@@ -167,6 +170,9 @@ def filter_residual(residual_ab: np.ndarray, previous_ab: np.ndarray | None,
         and its validity mask.
     blend : float in (0, 1]
         Weight of the new residual (1: no filtering).
+    new_blend : float in (0, 1]
+        Weight of the residual on pixels without a valid flow to the previous frame (1: the
+        full residual at once, engine version 3).
 
     Example
     -------
@@ -176,13 +182,16 @@ def filter_residual(residual_ab: np.ndarray, previous_ab: np.ndarray | None,
     1.5
     """
     r = np.asarray(residual_ab, np.float32)
-    if previous_ab is None or motion is None or blend >= 1.0:
+    if previous_ab is None or motion is None:
+        return r.copy()
+    nb = np.float32(new_blend)
+    if blend >= 1.0 and new_blend >= 1.0:
         return r.copy()
     flow, ok = motion
     prev = warp(np.asarray(previous_ab, np.float32), np.asarray(flow, np.float32))
     b = np.float32(blend)
     mixed = b * r + (np.float32(1.0) - b) * prev
-    return np.where(np.asarray(ok, bool)[..., None], mixed, r).astype(np.float32)
+    return np.where(np.asarray(ok, bool)[..., None], mixed, nb * r).astype(np.float32)
 
 
 def classical_analysis(frames_L: Sequence[np.ndarray], reference_lab: np.ndarray,
@@ -229,9 +238,10 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
                        frames: int = 12, size: tuple[int, int] = (96, 128), seed: int = 1000,
                        late_sprite_prob: float = 0.5,
                        bands: Sequence[tuple[float, float]] | None = None,
-                       blends: Sequence[float] = (0.1, 0.15, 0.25, 0.4, 0.6, 1.0),
+                       blends: Sequence[float] = (0.02, 0.05, 0.1, 0.25, 0.6, 1.0),
+                       new_blends: Sequence[float] = (1.0, 0.5, 0.25),
                        progress: Any = None) -> dict[str, Any]:
-    """Choose the residual gate band and ``temporal_blend`` on held-out synthetic clips.
+    """Choose the residual gate band and temporal filter on held-out synthetic clips.
 
     Never looks at the benchmark videos. The clips are synthesized by
     :func:`reel.models.refcolor_train.build_dataset` from :data:`SELECTION_IMAGES` (two stills
@@ -242,15 +252,17 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
 
     1. Gate: the band ``(low, high)`` maximising the mean RGB PSNR (MAX 255) of frames 1..T-1
        (frame 0 is the reference), residual gated, unfiltered.
-    2. Temporal blend, with that band: the blend giving the highest PSNR among those whose
-       chroma warp error (:func:`reel.tasks.qc.warp_error_ab`, DIS flow on the gray frames) is
-       not above the classical engine's on the same clips; if none, the lowest warp error.
+    2. Temporal filter (:func:`filter_residual`), with that band: the pair ``(blend,
+       new_blend)`` of the grid ``blends`` × ``new_blends`` giving the highest PSNR among those
+       whose chroma warp error (:func:`reel.tasks.qc.warp_error_ab`, DIS flow on the gray
+       frames) is not above the classical engine's on the same clips; if none, the lowest warp
+       error.
 
     Returns
     -------
-    dict with ``gate_low``, ``gate_high``, ``temporal_blend`` and the tables ``gates``
-    (band -> PSNR) and ``blend_rows`` (blend -> PSNR, warp error), plus the classical and
-    ungated references.
+    dict with ``gate_low``, ``gate_high``, ``temporal_blend``, ``new_content_blend`` and the
+    tables ``gates`` (band -> PSNR) and ``blend_rows`` ((blend, new_blend) -> PSNR, warp
+    error), plus the classical and ungated references.
 
     Example (about a minute on one CPU thread)::
 
@@ -314,20 +326,22 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
     g = gates[(lo, hi)][1]
     gated = raw * g[..., None]
     blend_rows = {}
-    for b in blends:
-        filt = np.empty_like(gated)
-        for i in range(clips):
-            prev = None
-            for t in range(frames):
-                prev = filter_residual(gated[i, t], prev, motions[i][t], b)
-                filt[i, t] = prev
-        out = ab_cls + filt
-        blend_rows[float(b)] = (psnr(out), warp_err(out))
+    for nb in new_blends:
+        for b in blends:
+            filt = np.empty_like(gated)
+            for i in range(clips):
+                prev = None
+                for t in range(frames):
+                    prev = filter_residual(gated[i, t], prev, motions[i][t], b, nb)
+                    filt[i, t] = prev
+            out = ab_cls + filt
+            blend_rows[(float(b), float(nb))] = (psnr(out), warp_err(out))
     cls_we = warp_err(ab_cls)
     ok = [b for b, (_p, we) in blend_rows.items() if we <= cls_we]
-    best_b = (max(ok, key=lambda b: blend_rows[b][0]) if ok
-              else min(blend_rows, key=lambda b: blend_rows[b][1]))
+    best_b, best_nb = (max(ok, key=lambda b: blend_rows[b][0]) if ok
+                       else min(blend_rows, key=lambda b: blend_rows[b][1]))
     return {"gate_low": lo, "gate_high": hi, "temporal_blend": best_b,
+            "new_content_blend": best_nb,
             "psnr_classical": psnr(ab_cls), "warp_classical": cls_we,
             "psnr_ungated": psnr(ab_cls + raw),
             "low_conf_share": float((conf[:, 1:] < 0.2).mean()),
@@ -345,10 +359,11 @@ def report_postprocess_selection() -> dict[str, Any]:
           f"(frames 1..): {r['low_conf_share']:.1%}")
     for (lo, hi), p in r["gates"].items():
         print(f"gate low={lo:.1f} high={hi:.1f}: PSNR {p:.3f} dB")
-    for b, (p, we) in r["blend_rows"].items():
-        print(f"temporal_blend={b:.2f}: PSNR {p:.3f} dB, warp {we:.4f}")
+    for (b, nb), (p, we) in r["blend_rows"].items():
+        print(f"temporal_blend={b:.2f} new_content_blend={nb:.2f}: PSNR {p:.3f} dB, "
+              f"warp {we:.4f}")
     print(f"selected: gate_low={r['gate_low']}, gate_high={r['gate_high']}, "
-          f"temporal_blend={r['temporal_blend']}")
+          f"temporal_blend={r['temporal_blend']}, new_content_blend={r['new_content_blend']}")
     return r
 
 
@@ -383,6 +398,10 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         The residual is filtered recursively along the classical engine's own DIS flow
         (:func:`filter_residual`): each frame contributes this fraction of its new residual
         where the flow is reliable (1: per-frame residuals, no filtering).
+    new_content_blend : float in (0, 1]
+        Fraction of the residual given at once to pixels without a reliable flow to the previous
+        frame (occluded or newly visible content); it then fades in at ``temporal_blend`` per
+        frame (1: the full residual at once, version 3).
     network_width_px : int
         Width at which the network runs (its inputs are area-downscaled from the analysis grid
         and the residual is upsampled back); 0 runs it on the analysis grid.
@@ -391,7 +410,7 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
     """
 
     name = "learned-refcolor"
-    version = "3"
+    version = "4"
     uses_gpu = True
     two_pass = True
 
@@ -399,6 +418,7 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
                  batch_frames: int = 8, residual_gain: float = 1.0,
                  gate_low: float = GATE_LOW, gate_high: float = GATE_HIGH,
                  temporal_blend: float = TEMPORAL_BLEND,
+                 new_content_blend: float = NEW_CONTENT_BLEND,
                  network_width_px: int = 0, **params: Any) -> None:
         path = checkpoint_path(checkpoint)
         if not path.is_file():
@@ -410,16 +430,20 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
                              f"got {gate_low}, {gate_high}")
         if not 0.0 < float(temporal_blend) <= 1.0:
             raise ValueError(f"temporal_blend must be in (0, 1], got {temporal_blend}")
+        if not 0.0 < float(new_content_blend) <= 1.0:
+            raise ValueError(f"new_content_blend must be in (0, 1], got {new_content_blend}")
         super().__init__(checkpoint=str(checkpoint), batch_frames=int(batch_frames),
                          residual_gain=float(residual_gain),
                          gate_low=float(gate_low), gate_high=float(gate_high),
                          temporal_blend=float(temporal_blend),
+                         new_content_blend=float(new_content_blend),
                          network_width_px=int(network_width_px), **params)
         self._init_network(path, device)
         self.batch_frames = max(1, int(batch_frames))
         self.residual_gain = float(residual_gain)
         self.gate_low, self.gate_high = float(gate_low), float(gate_high)
         self.temporal_blend = float(temporal_blend)
+        self.new_content_blend = float(new_content_blend)
         self.network_width_px = max(0, int(network_width_px))
         self._res_prev: np.ndarray | None = None
 
@@ -473,7 +497,8 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
             r = r * np.float32(self.residual_gain)
             if not self._network()[0].config.confidence_gate:  # (a gating network gates itself)
                 r = gate_residual(r, c, self.gate_low, self.gate_high)
-            r = filter_residual(r, self._res_prev, motion, self.temporal_blend)
+            r = filter_residual(r, self._res_prev, motion, self.temporal_blend,
+                                self.new_content_blend)
             self._res_prev = r
             yield Colorizer.to_full(self, ab_s + r, L, L_s), conf_mean
 

@@ -136,6 +136,27 @@ def test_filter_residual_follows_the_motion_and_resets_on_occlusion():
     assert np.array_equal(filter_residual(new, prev, (flow, ok), 1.0), new)
 
 
+def test_filter_residual_fades_new_content_in():
+    """``new_blend < 1``: content without a reliable flow starts at that fraction of its
+    residual, then converges to it at ``blend`` per frame; the shot's first frame is as is."""
+    from reel.tasks.colorizers.learned import filter_residual
+
+    r = np.full((4, 6, 2), 4.0, np.float32)
+    still = (np.zeros((4, 6), np.float32)[..., None].repeat(2, -1), np.ones((4, 6), bool))
+    occluded = (still[0], np.zeros((4, 6), bool))
+    assert np.array_equal(filter_residual(r, None, None, 0.1, 0.5), r)
+    first = filter_residual(r, r, occluded, 0.1, 0.5)
+    assert np.allclose(first, 2.0)                       # half the residual at once
+    prev, seen = first, [2.0]
+    for _ in range(30):
+        prev = filter_residual(r, prev, still, 0.1, 0.5)
+        seen.append(float(prev[0, 0, 0]))
+    assert all(b > a for a, b in zip(seen, seen[1:]))    # monotone fade-in, no overshoot
+    assert 3.8 < seen[-1] <= 4.0
+    # new_blend = 1 is the version-3 filter: the full residual on occluded pixels
+    assert np.array_equal(filter_residual(r, r * 0, occluded, 0.1, 1.0), r)
+
+
 def test_engine_does_not_gate_a_gating_network_twice(tmp_path, monkeypatch):
     import reel.tasks.colorizers.learned as learned
 
@@ -193,6 +214,9 @@ def test_postprocessed_untrained_engine_is_still_exactly_classical(untrained_ckp
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(classical, learned))
     with pytest.raises(ValueError, match="temporal_blend"):
         COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt), temporal_blend=0.0)
+    with pytest.raises(ValueError, match="new_content_blend"):
+        COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
+                          new_content_blend=1.5)
     with pytest.raises(ValueError, match="gate_low"):
         COLORIZERS.create("learned-refcolor", checkpoint=str(untrained_ckpt),
                           gate_low=0.7, gate_high=0.3)
@@ -211,8 +235,8 @@ def test_temporal_filter_damps_residual_changes_on_a_static_shot(monkeypatch):
     seen = []
     original = learned.filter_residual
 
-    def recording(residual, previous, motion, blend):
-        out = original(residual, previous, motion, blend)
+    def recording(residual, previous, motion, blend, new_blend=1.0):
+        out = original(residual, previous, motion, blend, new_blend)
         seen.append((residual.copy(), out.copy()))
         return out
 
@@ -255,10 +279,16 @@ def test_select_postprocess_picks_from_its_grids_on_synthetic_clips():
     from reel.tasks.colorizers.learned import select_postprocess
 
     kw = dict(clips=2, frames=5, size=(48, 64), bands=[(0.0, 0.0), (0.2, 0.6)],
-              blends=(0.5, 1.0))
+              blends=(0.5, 1.0), new_blends=(1.0, 0.5))
     r = select_postprocess(**kw)
     assert (r["gate_low"], r["gate_high"]) in kw["bands"]
     assert r["gates"][(r["gate_low"], r["gate_high"])] == max(r["gates"].values())
-    assert r["temporal_blend"] in kw["blends"] and set(r["blend_rows"]) == {0.5, 1.0}
+    assert set(r["blend_rows"]) == {(0.5, 1.0), (1.0, 1.0), (0.5, 0.5), (1.0, 0.5)}
+    chosen = (r["temporal_blend"], r["new_content_blend"])
+    ok = {k: v for k, v in r["blend_rows"].items() if v[1] <= r["warp_classical"]}
+    if ok:  # the best PSNR among the settings whose warp error is not above the classical one
+        assert r["blend_rows"][chosen][0] == max(p for p, _ in ok.values())
+    else:
+        assert r["blend_rows"][chosen][1] == min(w for _, w in r["blend_rows"].values())
     assert np.isfinite(r["psnr_classical"]) and r["warp_classical"] >= 0
     assert select_postprocess(**kw)["blend_rows"] == r["blend_rows"]  # deterministic
