@@ -790,6 +790,11 @@ def train(
     threads: Annotated[Optional[int], typer.Option(
         help="torch CPU threads (default: settings.processing.torch_threads).")] = None,
     register: Annotated[bool, typer.Option(help="Register the model in MLflow's registry.")] = True,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", metavar="KEY=VALUE",
+        help="Training parameter over the shipped checkpoint's defaults (repeatable; VALUE is "
+             "JSON when it parses, e.g. --param temporal_loss_weight=1 --param size=[64,96]).")
+    ] = None,
 ) -> None:
     from reel.models import TRAINER_MODULES
 
@@ -797,6 +802,21 @@ def train(
         _fail(f"unknown trainer {name!r}", f"choose one of: {', '.join(sorted(TRAINER_MODULES))}")
     if device not in (None, "cpu", "cuda", "auto"):
         _fail(f"unknown device {device!r}", "use --device cpu or --device cuda")
+    from reel.models.training import check_params, load_trainers
+
+    extra: dict = {}
+    for kv in param or []:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.strip():
+            _fail(f"bad --param {kv!r}", "write --param KEY=VALUE")
+        try:
+            extra[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key.strip()] = value.strip()
+    try:
+        extra = check_params(load_trainers()[name], extra)
+    except ValueError as exc:
+        _fail(str(exc), f"see the defaults in the trainer module of {name!r}")
     s = get_settings()
     s.ensure_dirs()
     from reel.flows.train import progress_callback, train_model
@@ -815,7 +835,8 @@ def train(
             with progress_callback(on_step):
                 res = train_model(name, steps=steps, out_dir=out,
                                   device=None if device == "auto" else device, seed=seed,
-                                  threads=threads, register_model=register, command=cmd)
+                                  threads=threads, register_model=register, command=cmd,
+                                  extra=extra)
     except (RuntimeError, ValueError, KeyError) as exc:
         _fail(str(exc), "check --device (cuda needs a GPU) and --steps (> 0); if Prefect's "
               "API timed out on a busy machine, retry or raise "

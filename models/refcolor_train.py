@@ -81,6 +81,8 @@ class RefColorTrainDefaults:
     frames: int = 12
     size: tuple[int, int] = (96, 128)
     warp_loss_weight: float = 0.5
+    #: weight of the temporal term of :func:`refcolor_loss` (0: the shipped checkpoint)
+    temporal_loss_weight: float = 0.0
     val_every: int = 200
     threads: int = 1
     #: share of clips whose sprite appears after the reference frame (content the reference
@@ -216,58 +218,86 @@ def build_dataset(images: Sequence[str], n_clips: int, classical_fn: ClassicalFn
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, centres: np.ndarray, *,
-               window: int, rng: np.random.Generator | None, device: torch.device
-               ) -> dict[str, torch.Tensor]:
+               window: int, rng: np.random.Generator | None, device: torch.device,
+               next_frame: bool = False) -> dict[str, torch.Tensor]:
     """Tensors for windows centred at ``centres`` of clips ``idx``; reference = frame 0.
 
     With ``rng``: the same random ab rotation and saturation scale for truth, reference and
-    classical chroma of each sample, and random horizontal flips.
+    classical chroma of each sample, and random horizontal flips. With ``next_frame``, also
+    the windows centred one frame later (clamped to the clip's last frame), with the same
+    augmentation, under the keys ``L_next``, ``ab_cls_next``, ``conf_next``, ``gt_next`` (for
+    the temporal loss); the random draws are the same with or without it.
     """
     h = window // 2
     T = data["lab"].shape[1]
-    L, ab, conf, ref, gt = [], [], [], [], []
+    keys = ("L", "ab_cls", "conf", "gt")
+    cols: dict[str, list] = {k: [] for k in keys + tuple(f"{k}_next" for k in keys) + ("ref",)}
     for i, c in zip(idx, centres):
-        ts = np.clip(np.arange(c - h, c + h + 1), 0, T - 1)
         lab = data["lab"][i].astype(np.float32)
-        cls = data["ab_cls"][i][ts].astype(np.float32)
-        cf = data["conf"][i][ts].astype(np.float32)
-        win = lab[ts]
         r = lab[0].copy()
-        g = lab[c, ..., 1:].copy()
+        R, flip = None, False
         if rng is not None:
             th = rng.uniform(0, 2 * math.pi)
             sat = rng.uniform(0.7, 1.3)
             R = (sat * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
                  ).astype(np.float32)
-            cls, g = cls @ R.T, g @ R.T
             r[..., 1:] = r[..., 1:] @ R.T
-            if rng.random() < 0.5:
+            flip = rng.random() < 0.5
+        if flip:
+            r = r[..., ::-1, :]
+        cols["ref"].append(r)
+        for suffix, centre in (("", c), ("_next", min(c + 1, T - 1)))[:1 + bool(next_frame)]:
+            ts = np.clip(np.arange(centre - h, centre + h + 1), 0, T - 1)
+            win = lab[ts]
+            cls = data["ab_cls"][i][ts].astype(np.float32)
+            cf = data["conf"][i][ts].astype(np.float32)
+            g = lab[centre, ..., 1:].copy()
+            if R is not None:
+                cls, g = cls @ R.T, g @ R.T
+            if flip:
                 # flip the width axis: -2 for (…, W, C) arrays, -1 for conf (T, H, W)
-                win, cls, g, r = (x[..., ::-1, :] for x in (win, cls, g, r))
+                win, cls, g = (x[..., ::-1, :] for x in (win, cls, g))
                 cf = cf[..., ::-1]
-        L.append(win[..., 0])
-        ab.append(cls)
-        conf.append(cf)
-        ref.append(r)
-        gt.append(g)
+            for k, v in zip(keys, (win[..., 0], cls, cf, g)):
+                cols[k + suffix].append(v)
 
     def t(x, perm):
         return torch.from_numpy(np.ascontiguousarray(np.stack(x))).permute(*perm).to(device)
 
-    return {"L": t(L, (0, 1, 2, 3)).unsqueeze(2), "ab_cls": t(ab, (0, 1, 4, 2, 3)),
-            "conf": t(conf, (0, 1, 2, 3)).unsqueeze(2),
-            "ref": t(ref, (0, 3, 1, 2)).unsqueeze(1), "gt": t(gt, (0, 3, 1, 2))}
+    out = {"ref": t(cols["ref"], (0, 3, 1, 2)).unsqueeze(1)}
+    for suffix in ("", "_next")[:1 + bool(next_frame)]:
+        out.update({f"L{suffix}": t(cols[f"L{suffix}"], (0, 1, 2, 3)).unsqueeze(2),
+                    f"ab_cls{suffix}": t(cols[f"ab_cls{suffix}"], (0, 1, 4, 2, 3)),
+                    f"conf{suffix}": t(cols[f"conf{suffix}"], (0, 1, 2, 3)).unsqueeze(2),
+                    f"gt{suffix}": t(cols[f"gt{suffix}"], (0, 3, 1, 2))})
+    return out
 
 
-def refcolor_loss(model: RefColorNet, batch: dict[str, torch.Tensor], warp_weight: float = 0.5
-                  ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1(refined, truth) + warp_weight · L1(attention-warped reference ab, truth), / ab_scale."""
+def refcolor_loss(model: RefColorNet, batch: dict[str, torch.Tensor], warp_weight: float = 0.5,
+                  temporal_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1(refined, truth) + warp_weight · L1(attention-warped reference ab, truth)
+    [+ temporal_weight · L1 of the refined chroma's change to the next frame minus the truth's
+    (needs a batch made with ``next_frame=True``)], all / ab_scale.
+
+    The temporal term penalises frame-to-frame chroma changes the truth does not have (flicker)
+    without a flow: both frames see the same camera motion, so the differences are comparable.
+    """
     out = model(batch["L"], batch["ab_cls"], batch["conf"], batch["ref"])
     s = 1.0 / model.config.ab_scale
     l_ab = (out["ab"].float() - batch["gt"]).abs().mean() * s
     l_warp = (out["warped_ab"].float() - batch["gt"]).abs().mean() * s
-    return l_ab + warp_weight * l_warp, {"l1_ab": float(l_ab.detach()),
-                                         "l1_warp": float(l_warp.detach())}
+    loss = l_ab + warp_weight * l_warp
+    logs = {"l1_ab": float(l_ab.detach()), "l1_warp": float(l_warp.detach())}
+    if temporal_weight > 0:
+        if "L_next" not in batch:
+            raise ValueError("temporal_weight > 0 needs a batch made with next_frame=True")
+        nxt = model(batch["L_next"], batch["ab_cls_next"], batch["conf_next"], batch["ref"])
+        d_pred = nxt["ab"].float() - out["ab"].float()
+        d_true = batch["gt_next"] - batch["gt"]
+        l_t = (d_pred - d_true).abs().mean() * s
+        loss = loss + temporal_weight * l_t
+        logs["l1_temporal"] = float(l_t.detach())
+    return loss, logs
 
 
 def _rgb_psnr(lab_true: np.ndarray, ab_pred: np.ndarray) -> float:
@@ -305,11 +335,13 @@ def evaluate(model: RefColorNet, data: dict[str, np.ndarray], device: torch.devi
 
 # --- the trainer -----------------------------------------------------------------------------
 @register_trainer("refcolor", description="RefColorNet: residual refinement of exemplar-propagate",
-                  model_cls=RefColorNet, config_cls=RefColorConfig)
+                  model_cls=RefColorNet, config_cls=RefColorConfig,
+                  defaults_cls=RefColorTrainDefaults)
 def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None) -> TrainResult:
     """Train RefColorNet (see the module docstring). ``options.extra``: ``classical_fn``
     (required, supplied by ``reel.flows.train``), and optionally ``clips``, ``val_clips``,
-    ``frames``, ``size`` (H, W), ``warp_loss_weight``, ``late_sprite_prob``, ``config``
+    ``frames``, ``size`` (H, W), ``warp_loss_weight``, ``temporal_loss_weight``,
+    ``late_sprite_prob``, ``config``
     (RefColorConfig fields, over the defaults' ``config``)."""
     d = RefColorTrainDefaults()
     ex = dict(options.extra)
@@ -321,6 +353,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     steps, bs, lr = run.steps, run.batch_size, run.lr
     n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     warp_w = float(ex.get("warp_loss_weight", d.warp_loss_weight))
+    temporal_w = float(ex.get("temporal_loss_weight", d.temporal_loss_weight))
     late = float(ex.get("late_sprite_prob", d.late_sprite_prob))
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
@@ -340,10 +373,11 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, n_clips, size=bs)
         centres = rng.integers(1, frames, size=bs)  # frame 0 is the reference
-        return make_batch(train, idx, centres, window=2 * h + 1, rng=rng, device=device)
+        return make_batch(train, idx, centres, window=2 * h + 1, rng=rng, device=device,
+                          next_frame=temporal_w > 0)
 
     history, metrics, val_history, train_s = fit_and_validate(
-        model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w),
+        model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w, temporal_w),
         lambda m: evaluate(m, val, device), steps=steps, seed=options.seed, device=device,
         scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
     data_desc = (
@@ -368,7 +402,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
                         if config.confidence_gate > 0 else "") + "."),
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "warp_loss_weight": warp_w,
-                "late_sprite_prob": late,
+                "temporal_loss_weight": temporal_w, "late_sprite_prob": late,
                 "threads": torch.get_num_threads(), "seed": options.seed,
                 "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)

@@ -186,11 +186,13 @@ def evaluate(model: FuseNet, data: dict[str, np.ndarray], device: torch.device,
 
 
 @register_trainer("fuse", description="FuseNet: edge-band fusion of regional edits",
-                  model_cls=FuseNet, config_cls=FuseConfig)
+                  model_cls=FuseNet, config_cls=FuseConfig,
+                  defaults_cls=FuseTrainDefaults)
 def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> TrainResult:
     """Train FuseNet (see the module docstring). ``options.extra``: ``edit_fn`` and ``band_fn``
     (required, supplied by ``reel.flows.train``), optionally ``clips``, ``val_clips``,
-    ``frames``, ``size`` (H, W), ``band_px``, ``bce_weight``, ``config`` (FuseConfig fields)."""
+    ``frames``, ``size`` (H, W), ``band_px``, ``bce_weight``, ``prior``, ``config`` (FuseConfig
+    fields)."""
     d = FuseTrainDefaults()
     ex = dict(options.extra)
     edit_fn, band_fn = ex.pop("edit_fn", None), ex.pop("band_fn", None)
@@ -203,7 +205,7 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
     n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     band_px = float(ex.get("band_px", d.band_px))
     bce_w = float(ex.get("bce_weight", d.bce_weight))
-    config = FuseConfig(**{"prior": d.prior, **ex.get("config", {})})
+    config = FuseConfig(**{"prior": ex.get("prior", d.prior), **ex.get("config", {})})
     if config.prior == "input" and prior_fn is None:
         raise ValueError("FuseNet with prior='input' needs options.extra['prior_fn'] (the "
                          "classical fuser; supplied by `reel train fuse`)")

@@ -247,7 +247,8 @@ def evaluate(model: HarmonizeNet, data: dict[str, np.ndarray], device: torch.dev
 
 
 @register_trainer("harmonize", description="HarmonizeNet: fg/bg attention harmonization",
-                  model_cls=HarmonizeNet, config_cls=HarmonizeConfig)
+                  model_cls=HarmonizeNet, config_cls=HarmonizeConfig,
+                  defaults_cls=HarmonizeTrainDefaults)
 def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None) -> TrainResult:
     """Train HarmonizeNet (see the module docstring). ``options.extra``: ``composite_fn``
     (required, supplied by ``reel.flows.train``), optionally ``clips``, ``val_clips``,

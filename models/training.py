@@ -116,23 +116,53 @@ class TrainerSpec:
     description: str
     model_cls: type | None = None
     config_cls: type | None = None
+    #: the trainer's defaults dataclass: its fields (but ``steps`` and ``threads``, which are
+    #: options of their own) are the keys ``options.extra`` may set (:func:`check_params`)
+    defaults_cls: type | None = None
 
 
 TRAINERS: dict[str, TrainerSpec] = {}
 
 
 def register_trainer(name: str, *, description: str = "", model_cls: type | None = None,
-                     config_cls: type | None = None):
+                     config_cls: type | None = None, defaults_cls: type | None = None):
     """Decorator registering ``train(options, progress_cb) -> TrainResult`` under ``name``."""
 
     def deco(fn):
         if name in TRAINERS and TRAINERS[name].fn is not fn:
             raise ValueError(f"trainer {name!r} is registered twice")
         TRAINERS[name] = TrainerSpec(name, fn, description or (fn.__doc__ or "").strip()
-                                     .split("\n")[0], model_cls, config_cls)
+                                     .split("\n")[0], model_cls, config_cls, defaults_cls)
         return fn
 
     return deco
+
+
+def check_params(spec: TrainerSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate user-set training parameters (``reel train NAME --param KEY=VALUE``) against
+    the trainer's defaults dataclass; returns them as a dict, raises ValueError naming the keys
+    it accepts.
+
+    >>> @dataclasses.dataclass
+    ... class D:
+    ...     steps: int = 1; lr: float = 1e-3; clips: int = 4
+    >>> check_params(TrainerSpec("x", print, "", defaults_cls=D), {"clips": 8})
+    {'clips': 8}
+    >>> check_params(TrainerSpec("x", print, "", defaults_cls=D), {"step": 2})
+    Traceback (most recent call last):
+    ...
+    ValueError: trainer 'x' has no parameter 'step'; it accepts: clips, lr (steps and threads are options of their own)
+    """
+    allowed = ({f.name for f in dataclasses.fields(spec.defaults_cls)} - {"steps", "threads"}
+               if spec.defaults_cls is not None else set())
+    if spec.config_cls is not None:
+        allowed.add("config")  # the network's config fields, a dict
+    for key in params:
+        if key not in allowed:
+            raise ValueError(f"trainer {spec.name!r} has no parameter {key!r}; it accepts: "
+                             f"{', '.join(sorted(allowed)) or 'none'} (steps and threads are "
+                             "options of their own)")
+    return dict(params)
 
 
 def load_trainers() -> dict[str, TrainerSpec]:
@@ -306,8 +336,8 @@ def clip_run_options(options: TrainOptions, extra: Mapping[str, Any], defaults: 
                      ) -> ClipRunOptions:
     """Resolve steps, batch size, lr, clip counts, clip shape and validation period.
 
-    ``options`` fields win, then ``extra`` (``clips``, ``val_clips``, ``frames``, ``size``,
-    ``val_every``), then the trainer's ``defaults`` dataclass.
+    ``options`` fields win, then ``extra`` (``batch_size``, ``lr``, ``clips``, ``val_clips``,
+    ``frames``, ``size``, ``val_every``), then the trainer's ``defaults`` dataclass.
 
     >>> import dataclasses
     >>> @dataclasses.dataclass
@@ -322,8 +352,8 @@ def clip_run_options(options: TrainOptions, extra: Mapping[str, Any], defaults: 
     if steps <= 0:
         raise ValueError(f"steps must be > 0, got {steps}")
     return ClipRunOptions(
-        steps=steps, batch_size=int(options.batch_size or d.batch_size),
-        lr=float(options.lr or d.lr),
+        steps=steps, batch_size=int(options.batch_size or extra.get("batch_size", d.batch_size)),
+        lr=float(options.lr or extra.get("lr", d.lr)),
         clips=int(extra.get("clips", d.clips)), val_clips=int(extra.get("val_clips", d.val_clips)),
         frames=int(extra.get("frames", d.frames)), size=tuple(extra.get("size", d.size)),
         val_every=int(options.val_every or extra.get("val_every", d.val_every)))

@@ -64,6 +64,43 @@ def test_batches_rotate_truth_reference_and_classical_chroma_together():
     assert not torch.allclose(plain["gt"], b["gt"])  # it was rotated
 
 
+def test_next_frame_batches_and_the_temporal_loss():
+    """``next_frame`` adds the window one frame later with the same augmentation (and leaves
+    the rest of the batch and the random draws unchanged); the temporal term is 0 when the
+    refined chroma changes exactly as the truth does, and grows with flicker."""
+    import torch
+
+    from reel.models.refcolor_net import RefColorConfig, RefColorNet
+    from reel.models.refcolor_train import refcolor_loss
+
+    clip = synthesize_clip(load_still("skimage:rocket"), None, np.random.default_rng(1),
+                           frames=5, size=(16, 24))
+    # classical chroma == truth: an untrained (zero-residual) network outputs the truth
+    data = {"lab": clip[None], "ab_cls": clip[None, ..., 1:].copy(),
+            "conf": np.ones((1, 5, 16, 24), np.float32)}
+    cpu = torch.device("cpu")
+    kw = dict(window=3, device=cpu)
+    b = make_batch(data, np.array([0, 0]), np.array([2, 4]), rng=np.random.default_rng(3),
+                   next_frame=True, **kw)
+    plain = make_batch(data, np.array([0, 0]), np.array([2, 4]), rng=np.random.default_rng(3),
+                       **kw)
+    assert all(torch.equal(plain[k], b[k]) for k in plain)
+    later = make_batch(data, np.array([0, 0]), np.array([3, 4]), rng=np.random.default_rng(3),
+                       **kw)                              # the last frame clamps to itself
+    assert all(torch.equal(later[k], b[f"{k}_next"]) for k in ("L", "ab_cls", "conf", "gt"))
+    torch.manual_seed(0)
+    net = RefColorNet(RefColorConfig(widths=(8, 12, 16), match_dim=8, value_dim=8,
+                                     head_width=8))
+    with torch.no_grad():
+        _, logs = refcolor_loss(net, b, 0.5, temporal_weight=1.0)
+        assert logs["l1_temporal"] < 1e-6
+        flicker = dict(b, ab_cls_next=b["ab_cls_next"] + 5.0)
+        _, logs_f = refcolor_loss(net, flicker, 0.5, temporal_weight=1.0)
+    assert logs_f["l1_temporal"] > 0.04 and "l1_temporal" not in refcolor_loss(net, b, 0.5)[1]
+    with pytest.raises(ValueError, match="next_frame"):
+        refcolor_loss(net, plain, 0.5, temporal_weight=1.0)
+
+
 def test_trainer_runs_is_deterministic_and_caches_data(tmp_path):
     opts = TrainOptions(steps=3, seed=0, device="cpu", work_dir=tmp_path, extra=dict(TINY))
     r1 = train_refcolor(opts, None)
@@ -106,3 +143,13 @@ def test_cli_train_lists_trainers_and_refuses_unknown_names():
     assert out.exit_code == 0 and "refcolor" in out.output
     bad = runner.invoke(app, ["train", "no-such-net"])
     assert bad.exit_code != 0 and "choose one of" in bad.output
+    # --param keys are checked against the trainer's defaults before anything runs
+    def said(*args: str) -> str:  # the error text, unwrapped
+        res = runner.invoke(app, ["train", "refcolor", *args])
+        assert res.exit_code != 0
+        return " ".join(res.output.split())
+
+    typo = said("--param", "temporal_los_weight=1")
+    assert "has no parameter 'temporal_los_weight'" in typo and "temporal_loss_weight" in typo
+    assert "KEY=VALUE" in said("--param", "steps")
+    assert "options of their own" in said("--param", "steps=5")
