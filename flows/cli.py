@@ -6,6 +6,7 @@ Every command has ``--help``. Long work shows progress bars; errors say what to 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,26 @@ from rich.table import Table
 
 import reel
 from reel.config import get_settings
+
+
+def _prefect_env() -> None:
+    """Prefect defaults for a local, single-machine run (each can be overridden by env).
+
+    Prefect reads its settings once, when it is first imported, so this runs when this module
+    is imported, before the command modules below import Prefect (from 2026-11-22; before,
+    these defaults were set too late and Prefect kept ``~/.prefect`` and its 20 s start-up
+    timeout).
+    """
+    s = get_settings()
+    # keep Prefect's ephemeral API database beside reel's own state, not in ~/.prefect
+    os.environ.setdefault("PREFECT_HOME", str(s.home / "prefect"))
+    # a fresh Prefect home takes ~40 s to migrate on a 2-core machine (stack notes §1)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+_prefect_env()
 
 app = typer.Typer(
     help="reel: batch restoration of film and video archives.\n\n"
@@ -48,17 +69,8 @@ err = Console(stderr=True)
 
 @app.callback()
 def _setup() -> None:
-    """Prefect defaults for a local, single-machine run (each can be overridden by env)."""
-    import os
-
-    s = get_settings()
-    s.home.mkdir(parents=True, exist_ok=True)
-    # keep Prefect's ephemeral API database beside reel's own state, not in ~/.prefect
-    os.environ.setdefault("PREFECT_HOME", str(s.home / "prefect"))
-    # a fresh Prefect home takes ~40 s to migrate on a 2-core machine (stack notes §1)
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    """Create reel's home; Prefect's defaults were set at import (:func:`_prefect_env`)."""
+    get_settings().home.mkdir(parents=True, exist_ok=True)
 
 
 def _fail(message: str, hint: str | None = None, code: int = 1) -> None:
@@ -397,7 +409,6 @@ def review(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
 ) -> None:
     """Start the QC review dashboard on http://127.0.0.1:PORT over the catalog (login required)."""
-    import os
 
     from sqlalchemy import make_url
 
@@ -953,7 +964,6 @@ def deploy(
 ) -> None:
     """Register the nightly deployment (cron schedule) and the on-demand restore deployment
     with Prefect (PREFECT_API_URL, else the local server), on a process work pool."""
-    import os
 
     from reel.flows.deploy import DeployError, register
 

@@ -84,3 +84,24 @@ def test_engines_lists_registries(reel_home):
     assert result.exit_code == 0
     for name in ("archival", "slic-flow", "luma-layout", "exemplar-propagate", "palette-stats"):
         assert name in result.output
+
+
+def test_prefect_defaults_are_set_before_prefect_reads_its_settings(tmp_path):
+    """Prefect reads its settings when first imported: importing the CLI must already give
+    the ephemeral server reel's home and its 180 s start-up timeout (a 20 s default made
+    `make demo` fail on a loaded machine)."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["REEL_HOME"] = str(tmp_path / "home")
+    code = ("import reel.flows.cli, prefect.settings as p; "
+            "print(p.PREFECT_HOME.value()); "
+            "print(p.PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [str(tmp_path / "home" / "prefect"), "180"]
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"   # the user's value wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[1] == "300"
