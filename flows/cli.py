@@ -815,15 +815,12 @@ def train(
         _fail(f"unknown device {device!r}", "use --device cpu or --device cuda")
     from reel.models.training import check_params, load_trainers
 
-    extra: dict = {}
-    for kv in param or []:
-        key, sep, value = kv.partition("=")
-        if not sep or not key.strip():
-            _fail(f"bad --param {kv!r}", "write --param KEY=VALUE")
-        try:
-            extra[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            extra[key.strip()] = value.strip()
+    from reel.flows.benchmarks.common import parse_param
+
+    try:
+        extra = dict(parse_param(kv) for kv in param or [])
+    except ValueError as exc:
+        _fail(f"{exc} (--param)", "write --param KEY=VALUE")
     try:
         extra = check_params(load_trainers()[name], extra)
     except ValueError as exc:

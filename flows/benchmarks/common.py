@@ -194,12 +194,26 @@ def parse_spec(spec: str, *, strict: bool = False) -> tuple[str, str, dict[str, 
     name, _, rest = spec.strip().partition(":")
     params: dict[str, Any] = {}
     for kv in filter(None, (x.strip() for x in rest.split(";"))):
-        key, sep, value = kv.partition("=")
-        if strict and not sep:
-            raise ValueError(f"bad method parameter {kv!r} in {spec!r}; use key=value")
         try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value.strip()
+            key, value = parse_param(kv, strict=strict)
+        except ValueError:
+            raise ValueError(f"bad method parameter {kv!r} in {spec!r}; use key=value") from None
+        params[key] = value
     return spec.strip(), name.strip(), params
+
+
+def parse_param(kv: str, *, strict: bool = True) -> tuple[str, Any]:
+    """``(key, value)`` of ``key=value``, the value parsed as JSON when possible, else kept as a
+    stripped string. ``strict``: no ``=`` (or no key) is a ValueError (else the value is "").
+
+    >>> parse_param("size=[64, 96]"), parse_param("mode=fast")
+    (('size', [64, 96]), ('mode', 'fast'))
+    """
+    key, sep, value = kv.partition("=")
+    if strict and (not sep or not key.strip()):
+        raise ValueError(f"bad parameter {kv!r}; use key=value")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value.strip()
 
