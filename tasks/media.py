@@ -28,6 +28,7 @@ Example
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -35,6 +36,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -435,8 +438,45 @@ def _audio_facts(stream: dict[str, Any]) -> dict[str, Any]:
             "language": _tag(stream.get("tags"), "language")}
 
 
+#: _video_meta results by file identity (see _video_meta); small, bounded, thread-safe
+_META_CACHE: "OrderedDict[tuple, _VideoMeta]" = OrderedDict()
+_META_CACHE_LOCK = threading.Lock()
+_META_CACHE_SIZE = 256
+
+
+def _file_identity(path: Path) -> tuple:
+    """What identifies one version of a file: its path as given, device, inode, size, and
+    modification and status-change times in ns. reel writes media to a temporary sibling and
+    renames it into place (a new inode), so a rewritten file never keeps its identity."""
+    st = path.stat()
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _video_meta(path: Path) -> _VideoMeta:
+    """Stream facts of ``path`` from two ffprobe calls, remembered per file version.
+
+    Every frame-range decode (:func:`iter_frames`) needs them, and the stages of a shot decode
+    the same source and intermediates several times: two ffprobe start-ups per decode cost
+    about 1 s per shot. A result is reused only while the file's identity
+    (:func:`_file_identity`) is unchanged; each caller gets its own copy (the stream dicts are
+    mutable).
+    """
     path = _check_file(path)
+    key = _file_identity(path)
+    with _META_CACHE_LOCK:
+        hit = _META_CACHE.get(key)
+        if hit is not None:
+            _META_CACHE.move_to_end(key)
+            return copy.deepcopy(hit)
+    meta = _probe_video_meta(path)
+    with _META_CACHE_LOCK:
+        _META_CACHE[key] = meta
+        while len(_META_CACHE) > _META_CACHE_SIZE:
+            _META_CACHE.popitem(last=False)
+    return copy.deepcopy(meta)
+
+
+def _probe_video_meta(path: Path) -> _VideoMeta:
     out = run_ffmpeg(_ffprobe_base() + ["-show_format", "-show_streams", "-of", "json",
                                         str(path)],
                      what=f"probing {path}",

@@ -103,6 +103,35 @@ def test_video_format_gives_size_and_rate_without_counting(clips, monkeypatch):
         media.video_format(clips["audio_only"])
 
 
+def test_stream_facts_are_probed_once_per_file_version(tmp_path, monkeypatch):
+    """Every decode needs the stream facts; a file is probed again only after it changed."""
+    calls = []
+    real = media.run_ffmpeg
+
+    def counting(args, **kwargs):
+        calls.append(args[0])
+        return real(args, **kwargs)
+
+    monkeypatch.setattr(media, "run_ffmpeg", counting)
+    film = tmp_path / "shot.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-c:v", "ffv1",
+           str(film))
+    first = media._video_meta(film)
+    n = len(calls)
+    assert n == 2  # streams + first decoded frame
+    first.stream["width"] = 1  # a caller's copy: changing it must not reach the next caller
+    assert len(list(iter_frames(film, 2, 5))) == 3
+    again = media._video_meta(film)
+    assert len(calls) == n and again.stream["width"] == 64 and again.display_size == (64, 48)
+    # written again under the same name (reel renames a finished temporary file into place)
+    tmp = tmp_path / "shot.part.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=80x48:rate=25:duration=0.4", "-c:v", "ffv1",
+           str(tmp))
+    os.replace(tmp, film)
+    assert media._video_meta(film).display_size == (80, 48) and len(calls) == n + 2
+    assert next(iter_frames(film, 0, 1)).shape == (48, 80)
+
+
 def test_probe_errors_are_clear(clips, tmp_path):
     with pytest.raises(MediaError, match="not found"):
         probe(tmp_path / "missing.mp4")
