@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -620,6 +621,12 @@ def probe(path: str | os.PathLike, *, deep: bool = False,
     except (TypeError, ValueError):
         raw_nb = None
     header = _plausible_nb_frames(meta)
+    interlace = None
+    if deep:  # idet decodes on its own: it runs while the packets are read (and counted)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reel-idet")
+        interlace = pool.submit(detect_interlace, meta.path, max_frames=idet_frames,
+                                _stream_index=meta.index)
+        pool.shutdown(wait=False)
     timing = _packet_timing(meta) if deep else None
     if header is not None and (timing is None or timing["n_packets"] == header):
         n_frames, count_source = header, "header"
@@ -656,8 +663,7 @@ def probe(path: str | os.PathLike, *, deep: bool = False,
         frame_count_source=count_source,
         header_n_frames=header_wrong,
         frame_timing=timing,
-        interlace=detect_interlace(meta.path, max_frames=idet_frames,
-                                   _stream_index=meta.index) if deep else None,
+        interlace=interlace.result() if interlace is not None else None,
     )
 
 
