@@ -23,7 +23,7 @@ from reel.flows import refs as refs_flow
 from reel.flows import palettes
 from reel.tasks import qc as qc_metrics
 from reel.tasks.colorize import colorize_shot_task
-from reel.tasks.harmonize import harmonize_shot_task
+from reel.tasks.harmonize import harmonize_shot_task, shot_edges_task
 from reel.tasks.media import probe_and_fixity_task
 from reel.tasks.qc import qc_shot_task
 from reel.tasks.people import people_available
@@ -197,9 +197,21 @@ def restore_item(item_id: int, run_id: int) -> str:
 
     # across shots (tasks/harmonize.py): one bounded chroma gain/offset per shot, from every
     # colorized shot's first/last frames, reduces colour jumps at same-scene cuts
-    shifts = _film_chroma_shifts(settings, item, run_id, pending)
-    pending = [entry if len(entry) == 2 else (*entry[:6], *entry[6](shifts.get(entry[0].id)))
-               for entry in pending]
+    # each colorized shot's edge statistics for the pass across shots, read in the pool; the
+    # tasks go in after every shot's chain (a pool thread waits while a task's inputs are not
+    # ready), so all but the last shots' are read while later shots are still colorized
+    edges = ({entry[0].id: shot_edges_task.submit(entry[5]) for entry in pending
+              if len(entry) > 2} if proc.harmonize_across_shots and len(pending) >= 2 else {})
+    shifts = _film_chroma_shifts(settings, item, run_id, pending, edges)
+    # every shot's harmonization (and regional edit) goes in before any QC: a task whose
+    # inputs are not ready holds a pool thread while it waits, so a QC queued right behind its
+    # own shot's harmonization would leave a thread idle
+    after = {e[0].id: e[6](shifts.get(e[0].id)) for e in pending if len(e) > 2}
+    qcs = {shot_id: submit_qc() for shot_id, (_, _, submit_qc) in after.items()}
+    for i, e in enumerate(pending):
+        if len(e) > 2:  # (shot, plan, keys, seg, refs, col, har, qc[, edit])
+            har, edit, _ = after[e[0].id]
+            pending[i] = (*e[:6], har, qcs[e[0].id], *([edit] if edit else []))
 
     outcomes: list[ShotOutcome] = []
     with tracking.item_run(settings, item_name=item.name, collection=item.collection,
@@ -333,8 +345,9 @@ def _deflicker(settings, item, run_id: int, src, shots, workdir: Path):
 def _submit_after_colorization(settings, item, src, shot, d: Path, keys: dict, key, stage, seg,
                                refs, col, shot_edits, e_har: str, e_fuse: str, gt_digest,
                                film_shift=None) -> tuple:
-    """Submit harmonization (with the shot's across-shots shift), regional edit and QC; returns
-    ``(har, qc[, edit])`` futures. Their cache keys include the shift."""
+    """Submit harmonization (with the shot's across-shots shift) and regional edit; returns
+    ``(har, edit or None, submit_qc)`` where ``submit_qc()`` submits the shot's QC and returns
+    its future. Their cache keys include the shift."""
     proc = settings.processing
     film = None if film_shift is None else [round(film_shift.gain, 6),
                                             [round(v, 4) for v in film_shift.offset_ab]]
@@ -356,36 +369,49 @@ def _submit_after_colorization(settings, item, src, shot, d: Path, keys: dict, k
         with stage(edit_tasks.edit_shot_task, "regional_edit", "fuse", e_fuse) as t:
             edit = t.submit(har, d / "restored.mkv", edits=shot_edits, segmentation=seg,
                             fuser=e_fuse)
-    with stage(qc_shot_task, "qc") as t:
-        qc = t.submit(src, shot.start, shot.stop, edit or har, d,
-                      selection=refs, ground_truth_path=item.ground_truth_path,
-                      thresholds=proc.qc_thresholds or None)
-    return (har, qc, *([edit] if edit else []))
+
+    def submit_qc():
+        with stage(qc_shot_task, "qc") as t:
+            return t.submit(src, shot.start, shot.stop, edit or har, d,
+                            selection=refs, ground_truth_path=item.ground_truth_path,
+                            thresholds=proc.qc_thresholds or None)
+
+    return har, edit, submit_qc
 
 
-def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
+def _film_chroma_shifts(settings, item, run_id: int, pending: list,
+                        edges: dict | None = None) -> dict:
     """Wait for every shot's colorization and plan the across-shots chroma shifts
     (``processing.harmonize_across_shots``); ``{shot id: FilmChromaShift}`` for shots that
-    change. Kept (approved) shots are fixed anchors; failed shots are left out. A failure of
-    this pass is logged and recorded, never fatal (the shots are then left unshifted)."""
+    change. Kept (approved) shots are fixed anchors; failed shots are left out. ``edges``:
+    shot id → future of the colorized shot's edge statistics, submitted when it was
+    colorized (shots without one are read by the plan). A failure of this pass is logged and
+    recorded, never fatal (the shots are then left unshifted)."""
     from reel.tasks.harmonize import harmonize_film_plan_task
 
     if not settings.processing.harmonize_across_shots or len(pending) < 2:
         return {}
-    paths, fixed = [], []
+    edges = edges or {}
+    paths, fixed, known = [], [], []
     for entry in pending:
         plan = entry[1]
         if len(entry) == 2:
             paths.append(plan.restored_path if Path(plan.restored_path).is_file() else None)
             fixed.append(True)
+            known.append(None)
             continue
         try:
             paths.append(entry[5].result().out_path)
         except Exception:  # noqa: BLE001 - the shot fails on its own in _collect_shot
             paths.append(None)
         fixed.append(False)
+        fut = edges.get(entry[0].id)
+        try:
+            known.append(fut.result() if fut is not None and paths[-1] is not None else None)
+        except Exception:  # noqa: BLE001 - read again by the plan, which reports a failure
+            known.append(None)
     try:
-        fp = harmonize_film_plan_task(paths, fixed=fixed)
+        fp = harmonize_film_plan_task(paths, fixed=fixed, edges=known)
     except Exception as exc:  # noqa: BLE001 - an optional refinement must not fail the item
         get_run_logger().warning("harmonization across shots skipped: %s", exc)
         record.add_event(settings, "harmonization across shots", "failure", item_id=item.id,

@@ -997,6 +997,7 @@ def harmonize_film_plan(
     palette_path: str | os.PathLike | None = None,
     edge_frames: int = 5,
     analysis_width_px: int = 160,
+    edges: Sequence[ShotEdgeStats | None] | None = None,
     **params: Any,
 ) -> FilmChromaPlan:
     """Film-level step: read each shot file's edge statistics and plan the across-shots shifts.
@@ -1006,6 +1007,11 @@ def harmonize_film_plan(
     :func:`plan_film_chroma`. The flow calls this once per item between colorization and
     per-shot harmonization and passes each shot's shift to :func:`harmonize_shot`
     (``film_gain``, ``film_offset_ab``).
+
+    ``edges`` (optional, in shot order): statistics already read with :func:`shot_edge_stats`
+    and the same ``edge_frames`` and ``analysis_width_px``; a shot whose entry is ``None`` is
+    read here. The flow reads each shot's as soon as it is colorized, so this barrier between
+    colorization and harmonization is left with the planning alone.
 
     Example
     -------
@@ -1019,9 +1025,14 @@ def harmonize_film_plan(
         return None if p is None else shot_edge_stats(p, edge_frames=edge_frames,
                                                        analysis_width_px=analysis_width_px)
 
-    # every shot file is decoded once (ffmpeg, in its own process): overlapped, results in order
+    known = list(edges) if edges is not None else [None] * len(shot_paths)
+    if len(known) != len(shot_paths):
+        raise ValueError(f"{len(known)} edge statistics for {len(shot_paths)} shots")
+    todo = [p if e is None else None for p, e in zip(shot_paths, known)]
+    # every shot file still to read is decoded once (ffmpeg, in its own process): overlapped
     with ThreadPoolExecutor(max(1, min(len(shot_paths), os.cpu_count() or 1, 4))) as pool:
-        edges = list(pool.map(edge, shot_paths))
+        read = list(pool.map(edge, todo))
+    edges = [e if e is not None else r for e, r in zip(known, read)]
     palette = load_palette(palette_path) if palette_path is not None else None
     plan = plan_film_chroma(edges, fixed=fixed, palette=palette, **params)
     plan.params.update(edge_frames=edge_frames, analysis_width_px=analysis_width_px)
@@ -1318,14 +1329,20 @@ def _harmonize_for_flow(colorized, out_path, *, segmentation=None, selection=Non
         engine=engine, n_frames=getattr(colorized, "n_frames", None), **film, **params)
 
 
+def _edges_for_flow(colorized, **params) -> ShotEdgeStats:
+    """Flow adapter: the edge statistics of a colorized shot (for :func:`harmonize_film_plan`)."""
+    return shot_edge_stats(colorized.out_path, **params)
+
+
 def _thin_task():
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
     return (task(name="harmonize", cache_policy=NO_CACHE)(_harmonize_for_flow),
-            task(name="harmonize-across-shots", cache_policy=NO_CACHE)(harmonize_film_plan))
+            task(name="harmonize-across-shots", cache_policy=NO_CACHE)(harmonize_film_plan),
+            task(name="shot-edges", cache_policy=NO_CACHE)(_edges_for_flow))
 
 
-harmonize_shot_task, harmonize_film_plan_task = _thin_task()
+harmonize_shot_task, harmonize_film_plan_task, shot_edges_task = _thin_task()
 
 from reel.tasks import harmonize_learned  # noqa: E402,F401  (registers learned-harmonize)

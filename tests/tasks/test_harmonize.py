@@ -393,3 +393,25 @@ def test_film_plan_on_files_reduces_the_qc_cut_jump(tmp_path):
                          list(media.iter_frames(b, pix_fmt="rgb24"))[:3])
     after = qc.cut_jump(outs[0][-3:], outs[1][:3])
     assert after < 0.6 * before
+
+
+def test_film_plan_uses_edge_statistics_read_earlier(tmp_path):
+    """The flow reads each shot's edges when it is colorized; the plan must come out the same
+    as when it reads them itself, and only read the shots it was not given."""
+    from reel.tasks import harmonize as hz
+
+    a = _shot_file(tmp_path / "a.mkv", (5.0, 20.0), seed=1)
+    b = _shot_file(tmp_path / "b.mkv", (5.0, 32.0), seed=2)
+    whole = harmonize_film_plan([a, b], fixed=[False, False])
+    ea = hz.shot_edge_stats(a)
+    given = harmonize_film_plan([a, b], fixed=[False, False], edges=[ea, None])
+    assert [(s.gain, s.offset_ab) for s in given.shifts] == \
+        [(s.gain, s.offset_ab) for s in whole.shifts]
+    # a given statistic is used as it is: a's file is not read again
+    moved = hz.ShotEdgeStats(ea.n_frames, ea.first_mean_ab, ea.last_mean_ab + 8.0,
+                             ea.first_rms_chroma, ea.last_rms_chroma, ea.first_luma,
+                             ea.last_luma, ea.mean_ab)
+    other = harmonize_film_plan([a, b], fixed=[False, False], edges=[moved, None])
+    assert other.jumps_before_ab[0] != whole.jumps_before_ab[0]
+    with pytest.raises(ValueError, match="edge statistics"):
+        harmonize_film_plan([a, b], edges=[ea])
