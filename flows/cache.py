@@ -241,6 +241,76 @@ class FileDigests:
         return [self(p) or "" for p in paths]
 
 
-__all__ = ["CACHE_FORMAT", "FileDigests", "StageKeyPolicy", "cache_root", "file_sha256",
-           "manifest_path", "manifest_valid", "output_files", "params_digest", "results_dir",
+
+# -- pruning ------------------------------------------------------------------------------------
+
+@dataclass
+class PruneReport:
+    """What :func:`prune` removed (or would remove, ``dry_run``): entries and bytes."""
+
+    kept: int = 0
+    removed: int = 0
+    removed_bytes: int = 0
+    reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def count(self, reason: str, n_bytes: int) -> None:
+        self.removed += 1
+        self.removed_bytes += n_bytes
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def prune(s: Settings, *, older_than_days: float | None = None, dry_run: bool = False,
+          grace_s: float = 3600.0, now: float | None = None) -> PruneReport:
+    """Remove stage-cache entries that can never be reused, and optionally old ones.
+
+    An entry is a manifest (``manifests/<k>/<key>.json``) and the persisted result
+    (``results/<key>``). Removed: entries whose manifest is no longer valid (an output file was
+    deleted or changed, an older cache format: :func:`manifest_valid` would refuse them),
+    entries whose manifest is older than ``older_than_days`` (when given), results without a
+    manifest (a stage that finished inside a killed run, never collected: never trusted) and
+    leftover temporary files. Files younger than ``grace_s`` without a manifest are kept: a
+    running flow writes a result before its manifest. Stage outputs in the work folders are
+    never touched; removing an entry only means that stage runs again next time.
+
+    Example
+    -------
+    >>> report = prune(get_settings(), older_than_days=30, dry_run=True)   # doctest: +SKIP
+    >>> report.removed, report.reasons                                      # doctest: +SKIP
+    (12, {'outputs changed or gone': 9, 'older than 30 days': 3})
+    """
+    import time as _time
+
+    now = _time.time() if now is None else now
+    report = PruneReport()
+    root = cache_root(s)
+    manifests = {p.stem: p for p in (root / "manifests").glob("*/*.json")}
+    results = {p.name: p for p in results_dir(s).glob("*") if p.is_file()}
+
+    def remove(paths: list[Path], reason: str) -> None:
+        size = sum(p.stat().st_size for p in paths if p.exists())
+        if not dry_run:
+            for p in paths:
+                p.unlink(missing_ok=True)
+        report.count(reason, size)
+
+    for key, man in sorted(manifests.items()):
+        entry = [man] + ([results[key]] if key in results else [])
+        if not manifest_valid(s, key):
+            remove(entry, "outputs changed or gone")
+        elif older_than_days is not None and now - man.stat().st_mtime > older_than_days * 86400:
+            remove(entry, f"older than {older_than_days:g} days")
+        else:
+            report.kept += 1
+    for key, res in sorted(results.items()):
+        if key not in manifests and now - res.stat().st_mtime > grace_s:
+            remove([res], "result without a manifest (never collected)")
+    for tmp in root.glob("manifests/*/*.tmp"):
+        if now - tmp.stat().st_mtime > grace_s:
+            remove([tmp], "temporary file")
+    return report
+
+
+__all__ = ["CACHE_FORMAT", "FileDigests", "PruneReport", "StageKeyPolicy", "cache_root",
+           "file_sha256", "manifest_path", "manifest_valid", "output_files", "params_digest",
+           "prune", "results_dir",
            "stage_key", "task_options", "was_cached", "write_manifest"]

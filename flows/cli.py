@@ -55,6 +55,9 @@ benchmark_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(samples_app, name="samples")
 users_app = typer.Typer(help="Dashboard users (reel review logins).", no_args_is_help=True)
+cache_app = typer.Typer(help="The stage cache that lets a run resume (<home>/cache/stages).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 app.add_typer(users_app, name="users")
 app.add_typer(benchmark_app, name="benchmark")
 shots_app = typer.Typer(help="An item's shot list: list, split, merge, re-detect, export (CSV/EDL).",
@@ -435,6 +438,31 @@ def _user_names(s) -> list[str]:
 
     with session_scope(s.database_url) as db:
         return [u.name for u in list_users(db)]
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than_days: Annotated[Optional[float], typer.Option(
+        help="Also remove entries written more than this many days ago (their stages run "
+             "again next time).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        help="Only report what would be removed.")] = False,
+) -> None:
+    """Remove stage-cache entries that can never be reused: outputs changed or deleted, results
+    of stages a killed run never collected, leftover temporary files (and, with
+    --older-than-days, old entries). Stage outputs and deliverables are never touched."""
+    from reel.flows import cache
+
+    if older_than_days is not None and older_than_days < 0:
+        _fail("--older-than-days must be 0 or more", "e.g. --older-than-days 30")
+    s = get_settings()
+    report = cache.prune(s, older_than_days=older_than_days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"stage cache {cache.cache_root(s)}: {verb} {report.removed} entr"
+                  f"{'y' if report.removed == 1 else 'ies'} ({report.removed_bytes / 1024:.1f} KiB), "
+                  f"kept {report.kept}")
+    for reason, n in sorted(report.reasons.items()):
+        console.print(f"  {n:6d}  {reason}")
 
 
 @users_app.command("add")

@@ -91,3 +91,48 @@ def test_no_temporary_manifest_left_behind(tmp_path):
     cache.write_manifest(s, "1" * 64, "qc", FakeResult(shot / "a.bin", [], shot), shot)
     left = [p.name for p in cache.manifest_path(s, "1" * 64).parent.iterdir()]
     assert left == ["1" * 64 + ".json"]
+
+
+def test_prune_removes_only_entries_that_cannot_be_reused(reel_home):
+    import os
+    import time
+
+    from typer.testing import CliRunner
+
+    from reel.flows import cache
+    from reel.flows.cli import app
+
+    s = reel_home
+    shot = s.home / "work" / "shot-0000"
+    shot.mkdir(parents=True)
+    results = cache.results_dir(s)
+    results.mkdir(parents=True)
+    day = 86400.0
+
+    def entry(key: str, name: str, age_days: float = 0.0) -> None:
+        out = shot / name
+        out.write_bytes(name.encode())
+        man = cache.write_manifest(s, key, "qc", FakeResult(out, [], out), shot)
+        (results / key).write_bytes(b"result")
+        t = time.time() - age_days * day
+        for p in (man, results / key):
+            os.utime(p, (t, t))
+
+    entry("a" * 64, "a.bin")                       # valid and recent: kept
+    entry("b" * 64, "b.bin")
+    (shot / "b.bin").unlink()                      # its output is gone: never reusable
+    entry("c" * 64, "c.bin", age_days=40)          # valid but old
+    for key, age in (("d" * 64, 2 * day), ("e" * 64, 10.0)):  # results never collected
+        (results / key).write_bytes(b"orphan")
+        os.utime(results / key, (time.time() - age, time.time() - age))
+
+    dry = cache.prune(s, dry_run=True)
+    assert dry.removed == 2 and dry.kept == 2 and (results / ("b" * 64)).exists()
+    res = CliRunner().invoke(app, ["cache", "prune", "--older-than-days", "30"])
+    assert res.exit_code == 0, res.output
+    assert "removed 3 entries" in res.output and "kept 1" in res.output
+    assert sorted(p.name for p in results.iterdir()) == ["a" * 64, "e" * 64]  # e: too young
+    assert cache.manifest_valid(s, "a" * 64) and not cache.manifest_path(s, "c" * 64).exists()
+    assert (shot / "c.bin").exists()  # stage outputs are never touched
+    bad = CliRunner().invoke(app, ["cache", "prune", "--older-than-days", "-1"])
+    assert bad.exit_code == 1
