@@ -384,8 +384,8 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list,
     """Wait for every shot's colorization and plan the across-shots chroma shifts
     (``processing.harmonize_across_shots``); ``{shot id: FilmChromaShift}`` for shots that
     change. Kept (approved) shots are fixed anchors; failed shots are left out. ``edges``:
-    shot id → future of the colorized shot's edge statistics, submitted when it was
-    colorized (shots without one are read by the plan). A failure of this pass is logged and
+    shot id → future of the colorized shot's edge statistics, read in the pool (shots
+    without one are read by the plan). A failure of this pass is logged and
     recorded, never fatal (the shots are then left unshifted)."""
     from reel.tasks.harmonize import harmonize_film_plan_task
 
