@@ -48,6 +48,7 @@ from prefect.cache_policies import CachePolicy
 
 import reel
 from reel.config import Settings
+from reel.tasks.media import file_identity
 
 #: Bumped when the key recipe or the manifest format changes (old entries are then ignored).
 CACHE_FORMAT = "1"
@@ -116,14 +117,14 @@ def manifest_path(s: Settings, key: str) -> Path:
 
 # -- output files and their hashes -----------------------------------------------------------
 
-_hash_memo: dict[tuple[str, int, int], str] = {}
+_hash_memo: dict[tuple, str] = {}
 _memo_lock = threading.Lock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, memoised per (path, size, mtime) within the process."""
-    st = os.stat(path)
-    memo_key = (str(path), st.st_size, st.st_mtime_ns)
+    """sha256 of a file, memoised per file version (:func:`reel.tasks.media.file_identity`:
+    path, inode, size, mtime, ctime) within the process."""
+    memo_key = file_identity(path)
     with _memo_lock:
         if memo_key in _hash_memo:
             return _hash_memo[memo_key]

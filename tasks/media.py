@@ -59,6 +59,7 @@ __all__ = [
     "count_frames",
     "FrameWriter",
     "write_png",
+    "file_identity",
     "fps_fraction",
     "fps_string",
     "ffmpeg_base",
@@ -445,11 +446,11 @@ _META_CACHE_LOCK = threading.Lock()
 _META_CACHE_SIZE = 256
 
 
-def _file_identity(path: Path) -> tuple:
+def file_identity(path: str | os.PathLike) -> tuple:
     """What identifies one version of a file: its path as given, device, inode, size, and
     modification and status-change times in ns. reel writes media to a temporary sibling and
     renames it into place (a new inode), so a rewritten file never keeps its identity."""
-    st = path.stat()
+    st = os.stat(path)
     return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -459,11 +460,11 @@ def _video_meta(path: Path) -> _VideoMeta:
     Every frame-range decode (:func:`iter_frames`) needs them, and the stages of a shot decode
     the same source and intermediates several times: two ffprobe start-ups per decode cost
     about 1 s per shot. A result is reused only while the file's identity
-    (:func:`_file_identity`) is unchanged; each caller gets its own copy (the stream dicts are
+    (:func:`file_identity`) is unchanged; each caller gets its own copy (the stream dicts are
     mutable).
     """
     path = _check_file(path)
-    key = _file_identity(path)
+    key = file_identity(path)
     with _META_CACHE_LOCK:
         hit = _META_CACHE.get(key)
         if hit is not None:
