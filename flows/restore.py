@@ -197,12 +197,7 @@ def restore_item(item_id: int, run_id: int) -> str:
 
     # across shots (tasks/harmonize.py): one bounded chroma gain/offset per shot, from every
     # colorized shot's first/last frames, reduces colour jumps at same-scene cuts
-    # each colorized shot's edge statistics for the pass across shots, read in the pool; the
-    # tasks go in after every shot's chain (a pool thread waits while a task's inputs are not
-    # ready), so all but the last shots' are read while later shots are still colorized
-    edges = ({entry[0].id: shot_edges_task.submit(entry[5]) for entry in pending
-              if len(entry) > 2} if proc.harmonize_across_shots and len(pending) >= 2 else {})
-    shifts = _film_chroma_shifts(settings, item, run_id, pending, edges)
+    shifts = _film_chroma_shifts(settings, item, run_id, pending)
     # every shot's harmonization (and regional edit) goes in before any QC: a task whose
     # inputs are not ready holds a pool thread while it waits, so a QC queued right behind its
     # own shot's harmonization would leave a thread idle
@@ -379,19 +374,22 @@ def _submit_after_colorization(settings, item, src, shot, d: Path, keys: dict, k
     return har, edit, submit_qc
 
 
-def _film_chroma_shifts(settings, item, run_id: int, pending: list,
-                        edges: dict | None = None) -> dict:
+def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
     """Wait for every shot's colorization and plan the across-shots chroma shifts
     (``processing.harmonize_across_shots``); ``{shot id: FilmChromaShift}`` for shots that
-    change. Kept (approved) shots are fixed anchors; failed shots are left out. ``edges``:
-    shot id → future of the colorized shot's edge statistics, read in the pool (shots
-    without one are read by the plan). A failure of this pass is logged and
-    recorded, never fatal (the shots are then left unshifted)."""
+    change. Kept (approved) shots are fixed anchors; failed shots are left out. A failure of
+    this pass is logged and recorded, never fatal (the shots are then left unshifted).
+
+    Each colorized shot's edge statistics are read by a pool task (``shot-edges``) submitted
+    here, after every shot's chain (a pool thread waits while a task's inputs are not ready),
+    so all but the last shots' are read while later shots are still colorized; the plan reads
+    only what is missing."""
     from reel.tasks.harmonize import harmonize_film_plan_task
 
     if not settings.processing.harmonize_across_shots or len(pending) < 2:
         return {}
-    edges = edges or {}
+    edges = {entry[0].id: shot_edges_task.submit(entry[5]) for entry in pending
+             if len(entry) > 2}
     paths, fixed, known = [], [], []
     for entry in pending:
         plan = entry[1]
@@ -405,9 +403,8 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list,
         except Exception:  # noqa: BLE001 - the shot fails on its own in _collect_shot
             paths.append(None)
         fixed.append(False)
-        fut = edges.get(entry[0].id)
         try:
-            known.append(fut.result() if fut is not None and paths[-1] is not None else None)
+            known.append(edges[entry[0].id].result() if paths[-1] is not None else None)
         except Exception:  # noqa: BLE001 - read again by the plan, which reports a failure
             known.append(None)
     try:

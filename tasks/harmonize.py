@@ -763,8 +763,15 @@ def _edge_part(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, float, np.ndar
     return ab.mean(0), float(np.sqrt((ab * ab).sum(1).mean())), hist / hist.sum()
 
 
-def shot_edge_stats(path: str | os.PathLike, *, edge_frames: int = 5,
-                    analysis_width_px: int = 160) -> ShotEdgeStats:
+#: Frames pooled at each end of a shot, and the width they are read at, for the pass across
+#: shots; :func:`shot_edge_stats` and :func:`harmonize_film_plan` share them, so statistics
+#: the flow reads ahead of the plan are read the way the plan would read them.
+EDGE_FRAMES = 5
+EDGE_WIDTH_PX = 160
+
+
+def shot_edge_stats(path: str | os.PathLike, *, edge_frames: int = EDGE_FRAMES,
+                    analysis_width_px: int = EDGE_WIDTH_PX) -> ShotEdgeStats:
     """Decode one shot file (at ``analysis_width_px`` width) and return its :class:`ShotEdgeStats`.
 
     Example
@@ -995,8 +1002,8 @@ def harmonize_film_plan(
     *,
     fixed: Sequence[bool] | None = None,
     palette_path: str | os.PathLike | None = None,
-    edge_frames: int = 5,
-    analysis_width_px: int = 160,
+    edge_frames: int = EDGE_FRAMES,
+    analysis_width_px: int = EDGE_WIDTH_PX,
     edges: Sequence[ShotEdgeStats | None] | None = None,
     **params: Any,
 ) -> FilmChromaPlan:
@@ -1010,8 +1017,8 @@ def harmonize_film_plan(
 
     ``edges`` (optional, in shot order): statistics already read with :func:`shot_edge_stats`
     and the same ``edge_frames`` and ``analysis_width_px``; a shot whose entry is ``None`` is
-    read here. The flow reads each shot's as soon as it is colorized, so this barrier between
-    colorization and harmonization is left with the planning alone.
+    read here. The flow reads them in its task pool while later shots are still colorized,
+    so this barrier between colorization and harmonization is left with the planning alone.
 
     Example
     -------
