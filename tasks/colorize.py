@@ -59,6 +59,9 @@ class ColorizeResult:
     per_frame_confidence : engine confidence of each frame, in [0, 1].
     engine : ``Engine.describe()`` of the engine used (name, version, params, params hash).
     seconds : wall-clock time of the whole call.
+    edge_stats : :class:`reel.tasks.harmonize.ShotEdgeStats` of the frames written, gathered
+        while writing them, for the harmonization pass across shots (None for results made
+        before reel gathered them: the flow then decodes the shot file instead).
     """
 
     out_path: Path
@@ -67,6 +70,7 @@ class ColorizeResult:
     per_frame_confidence: list[float] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    edge_stats: Any = None
 
 
 def load_reference_lab(path: str | os.PathLike) -> np.ndarray:
@@ -216,11 +220,16 @@ def colorize_shot(
     def frames_L() -> Iterator[np.ndarray]:  # re-reads the shot: two-pass engines call it twice
         return (gray_to_L(g) for g in media.iter_frames(src, start, stop, pix_fmt="gray"))
 
+    from reel.tasks.harmonize import EdgeStatsAccumulator
+
     confidences: list[float] = []
+    edges = EdgeStatsAccumulator()  # what the pass across shots needs, without a re-read
     with media.FrameWriter(out_path, width, height, info.fps, pix_fmt_in="rgb24",
                            metadata=metadata) as writer:
         for L, ab, conf in colorize_L_frames(eng, frames_L):
-            writer.write(lab_to_rgb(L, ab))
+            rgb = lab_to_rgb(L, ab)
+            writer.write(rgb)
+            edges.add(rgb)
             confidences.append(conf)
     n = len(confidences)
     return ColorizeResult(
@@ -230,6 +239,7 @@ def colorize_shot(
         per_frame_confidence=confidences,
         engine=desc,
         seconds=time.perf_counter() - t0,
+        edge_stats=edges.result() if n else None,
     )
 
 

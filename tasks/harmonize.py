@@ -732,13 +732,21 @@ def _background_group(mean: np.ndarray, counts: np.ndarray, thr: float, labels: 
 
 
 # Across shots -------------------------------------------------------------------------------
+#: Frames pooled at each end of a shot, and the width they are read at, for the pass across
+#: shots; the colorize stage, :func:`shot_edge_stats` and :func:`harmonize_film_plan` share
+#: them, so statistics read ahead of the plan are read the way the plan would read them.
+EDGE_FRAMES = 5
+EDGE_WIDTH_PX = 160
+
+
 @dataclass
 class ShotEdgeStats:
     """Chroma and luminance statistics of a shot's first and last frames (film-level pass).
 
     ``*_mean_ab`` float64 (2,) mean (a, b); ``*_rms_chroma`` sqrt(mean(a² + b²)) in ab units;
     ``*_luma`` float64 (256,) normalised histogram of the frames' gray levels; ``mean_ab`` the
-    mean over the whole shot. "first"/"last" pool ``edge_frames`` frames.
+    mean over the whole shot. "first"/"last" pool ``edge_frames`` frames, each scaled down to
+    ``width_px`` wide (area filter) before anything is computed.
     """
 
     n_frames: int
@@ -749,6 +757,9 @@ class ShotEdgeStats:
     first_luma: np.ndarray
     last_luma: np.ndarray
     mean_ab: np.ndarray
+    #: how they were read: frames pooled at each end, and the width frames were scaled to
+    edge_frames: int = EDGE_FRAMES
+    width_px: int = EDGE_WIDTH_PX
 
     @property
     def achromatic(self) -> bool:
@@ -763,16 +774,66 @@ def _edge_part(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, float, np.ndar
     return ab.mean(0), float(np.sqrt((ab * ab).sum(1).mean())), hist / hist.sum()
 
 
-#: Frames pooled at each end of a shot, and the width they are read at, for the pass across
-#: shots; :func:`shot_edge_stats` and :func:`harmonize_film_plan` share them, so statistics
-#: the flow reads ahead of the plan are read the way the plan would read them.
-EDGE_FRAMES = 5
-EDGE_WIDTH_PX = 160
+class EdgeStatsAccumulator:
+    """:class:`ShotEdgeStats` of RGB frames fed one at a time, in shot order.
+
+    Each uint8 (H, W, 3) frame is scaled down to ``width_px`` wide with OpenCV's area filter
+    (frames already that narrow are used as they are); only the first and last
+    ``edge_frames`` small frames and a running mean of (a, b) are kept. The colorize stage
+    feeds the frames it writes (its shot file is lossless RGB), :func:`shot_edge_stats` the
+    frames it decodes from a file: both give the same statistics for the same frames.
+
+    Example
+    -------
+    >>> acc = EdgeStatsAccumulator(edge_frames=2, width_px=4)
+    >>> for v in (10, 20, 30):
+    ...     acc.add(np.full((4, 8, 3), v, np.uint8))
+    >>> s = acc.result()
+    >>> s.n_frames, s.achromatic
+    (3, True)
+    """
+
+    def __init__(self, edge_frames: int = EDGE_FRAMES, width_px: int = EDGE_WIDTH_PX):
+        if edge_frames < 1 or width_px < 1:
+            raise ValueError(f"edge_frames and width_px must be >= 1, got {edge_frames}, "
+                             f"{width_px}")
+        self.edge_frames, self.width_px = int(edge_frames), int(width_px)
+        self._first: list[np.ndarray] = []
+        self._last: list[np.ndarray] = []
+        self._total = np.zeros(2, np.float64)
+        self._n = 0
+
+    def add(self, frame_rgb: np.ndarray) -> None:
+        h, w = frame_rgb.shape[:2]
+        if w > self.width_px:
+            size = (self.width_px, max(1, int(round(h * self.width_px / w))))
+            frame_rgb = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA)
+        else:
+            frame_rgb = frame_rgb.copy()  # the caller may reuse its buffer
+        if len(self._first) < self.edge_frames:
+            self._first.append(frame_rgb)
+        self._last.append(frame_rgb)
+        if len(self._last) > self.edge_frames:
+            self._last.pop(0)
+        self._total += rgb_to_lab(frame_rgb)[..., 1:].reshape(-1, 2).mean(0)
+        self._n += 1
+
+    @property
+    def n_frames(self) -> int:
+        return self._n
+
+    def result(self) -> ShotEdgeStats:
+        if self._n == 0:
+            raise ValueError("no frames were added")
+        fm, fr, fl = _edge_part(self._first)
+        lm, lr, ll = _edge_part(self._last)
+        return ShotEdgeStats(self._n, fm, lm, fr, lr, fl, ll, self._total / self._n,
+                             edge_frames=self.edge_frames, width_px=self.width_px)
 
 
 def shot_edge_stats(path: str | os.PathLike, *, edge_frames: int = EDGE_FRAMES,
                     analysis_width_px: int = EDGE_WIDTH_PX) -> ShotEdgeStats:
-    """Decode one shot file (at ``analysis_width_px`` width) and return its :class:`ShotEdgeStats`.
+    """Decode one shot file and return its :class:`ShotEdgeStats` (:class:`EdgeStatsAccumulator`).
 
     Example
     -------
@@ -782,26 +843,12 @@ def shot_edge_stats(path: str | os.PathLike, *, edge_frames: int = EDGE_FRAMES,
     """
     from reel.tasks import media
 
-    info = media.video_format(path)
-    W = int(info.display_size[0])
-    width = min(W, int(analysis_width_px))
-    first: list[np.ndarray] = []
-    last: list[np.ndarray] = []
-    total = np.zeros(2, np.float64)
-    n = 0
-    for f in media.iter_frames(path, pix_fmt="rgb24", width=width if width < W else None):
-        if len(first) < edge_frames:
-            first.append(f)
-        last.append(f)
-        if len(last) > edge_frames:
-            last.pop(0)
-        total += rgb_to_lab(f)[..., 1:].reshape(-1, 2).mean(0)
-        n += 1
-    if n == 0:
+    acc = EdgeStatsAccumulator(edge_frames, analysis_width_px)
+    for f in media.iter_frames(path, pix_fmt="rgb24"):
+        acc.add(f)
+    if acc.n_frames == 0:
         raise ValueError(f"{path}: no frames")
-    fm, fr, fl = _edge_part(first)
-    lm, lr, ll = _edge_part(last)
-    return ShotEdgeStats(n, fm, lm, fr, lr, fl, ll, total / n)
+    return acc.result()
 
 
 @dataclass
@@ -1015,10 +1062,12 @@ def harmonize_film_plan(
     per-shot harmonization and passes each shot's shift to :func:`harmonize_shot`
     (``film_gain``, ``film_offset_ab``).
 
-    ``edges`` (optional, in shot order): statistics already read with :func:`shot_edge_stats`
-    and the same ``edge_frames`` and ``analysis_width_px``; a shot whose entry is ``None`` is
-    read here. The flow reads them in its task pool while later shots are still colorized,
-    so this barrier between colorization and harmonization is left with the planning alone.
+    ``edges`` (optional, in shot order): statistics already known, e.g. the colorize stage's
+    (:attr:`ColorizeResult.edge_stats`, gathered while it wrote the shot) or
+    :func:`shot_edge_stats`'s; a shot whose entry is ``None``, or was read with other
+    ``edge_frames`` / ``analysis_width_px`` than asked for here, is read here. The flow
+    passes the colorize stage's, so this barrier between colorization and harmonization is
+    left with the planning alone.
 
     Example
     -------
@@ -1035,6 +1084,8 @@ def harmonize_film_plan(
     known = list(edges) if edges is not None else [None] * len(shot_paths)
     if len(known) != len(shot_paths):
         raise ValueError(f"{len(known)} edge statistics for {len(shot_paths)} shots")
+    known = [e if e is not None and (e.edge_frames, e.width_px)
+             == (edge_frames, analysis_width_px) else None for e in known]
     todo = [p if e is None else None for p, e in zip(shot_paths, known)]
     # every shot file still to read is decoded once (ffmpeg, in its own process): overlapped
     with ThreadPoolExecutor(max(1, min(len(shot_paths), os.cpu_count() or 1, 4))) as pool:

@@ -268,6 +268,16 @@ def test_colorize_shot_file_roundtrip(tmp_path):
     assert res.engine["engine"] == "exemplar-propagate"
     assert res.engine["params"]["analysis_width_px"] == 80
     assert src.read_bytes() == src_bytes  # input untouched
+    # the edge statistics gathered while writing are exactly those of the written file (the
+    # pass across shots uses them instead of decoding the file again)
+    from reel.tasks.harmonize import shot_edge_stats
+
+    read = shot_edge_stats(out)
+    assert res.edge_stats is not None and res.edge_stats.n_frames == stop - start
+    for name in ("first_mean_ab", "last_mean_ab", "first_rms_chroma", "last_rms_chroma",
+                 "first_luma", "last_luma", "mean_ab", "edge_frames", "width_px"):
+        assert np.array_equal(getattr(res.edge_stats, name), getattr(read, name)), name
+    assert not res.edge_stats.achromatic
 
     grays = list(media.iter_frames(src, start, stop, pix_fmt="gray"))
     colours = list(media.iter_frames(src, start, stop, pix_fmt="rgb24"))

@@ -413,5 +413,27 @@ def test_film_plan_uses_edge_statistics_read_earlier(tmp_path):
                              ea.last_luma, ea.mean_ab)
     other = harmonize_film_plan([a, b], fixed=[False, False], edges=[moved, None])
     assert other.jumps_before_ab[0] != whole.jumps_before_ab[0]
+    # a statistic read another way (here: at another width) is read again, the asked way
+    narrow = hz.shot_edge_stats(a, analysis_width_px=16)
+    assert narrow.width_px == 16 and not np.array_equal(narrow.first_luma, ea.first_luma)
+    again = harmonize_film_plan([a, b], fixed=[False, False], edges=[narrow, None])
+    assert [(s.gain, s.offset_ab) for s in again.shifts] == \
+        [(s.gain, s.offset_ab) for s in whole.shifts]
     with pytest.raises(ValueError, match="edge statistics"):
         harmonize_film_plan([a, b], edges=[ea])
+
+
+def test_edge_stats_accumulator_keeps_only_the_shot_ends():
+    from reel.tasks.harmonize import EdgeStatsAccumulator
+
+    acc = EdgeStatsAccumulator(edge_frames=2, width_px=8)
+    red, gray, blue = ((200, 40, 40), (128, 128, 128), (40, 40, 200))
+    for colour in (red, gray, gray, gray, blue):
+        acc.add(np.tile(np.array(colour, np.uint8), (6, 16, 1)))
+    s = acc.result()
+    assert s.n_frames == 5 and (s.edge_frames, s.width_px) == (2, 8)
+    # first = red + gray, last = gray + blue: a > 0 at the start, b < 0 at the end
+    assert s.first_mean_ab[0] > 10 and s.last_mean_ab[1] < -10
+    assert abs(s.first_luma.sum() - 1) < 1e-9 and np.count_nonzero(s.first_luma) == 2
+    with pytest.raises(ValueError, match="no frames"):
+        EdgeStatsAccumulator().result()
