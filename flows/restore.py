@@ -23,7 +23,7 @@ from reel.flows import refs as refs_flow
 from reel.flows import palettes
 from reel.tasks import qc as qc_metrics
 from reel.tasks.colorize import colorize_shot_task
-from reel.tasks.harmonize import harmonize_shot_task, shot_edges_task
+from reel.tasks.harmonize import ShotEdgeStats, harmonize_shot_task, shot_edges_task
 from reel.tasks.media import probe_and_fixity_task
 from reel.tasks.qc import qc_shot_task
 from reel.tasks.people import people_available
@@ -203,50 +203,60 @@ def restore_item(item_id: int, run_id: int) -> str:
     # own shot's harmonization would leave a thread idle
     after = {e[0].id: e[6](shifts.get(e[0].id)) for e in pending if len(e) > 2}
     qcs = {shot_id: submit_qc() for shot_id, (_, _, submit_qc) in after.items()}
+    # the master needs only the restored shots: queued behind the QCs, it is made while the
+    # last of them run, in a staging folder it leaves only if the item passes (flows/deliver.py)
+    early_master = deliver.submit_master(settings, item, source, [
+        e[1].restored_path if len(e) == 2 else (after[e[0].id][1] or after[e[0].id][0])
+        for e in pending])
     for i, e in enumerate(pending):
         if len(e) > 2:  # (shot, plan, keys, seg, refs, col, har, qc[, edit])
             har, edit, _ = after[e[0].id]
             pending[i] = (*e[:6], har, qcs[e[0].id], *([edit] if edit else []))
 
-    outcomes: list[ShotOutcome] = []
-    with tracking.item_run(settings, item_name=item.name, collection=item.collection,
-                           catalog_run_id=run_id) as mlflow_run_id:
-        record.set_mlflow_run(settings, run_id, mlflow_run_id)
-        for shot, plan, *futures in pending:
-            keys = futures.pop(0) if futures else {}
-            if plan.keep:
-                outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
-                                            plan.restored_path))
-            else:
-                prev = outcomes[-1] if outcomes else None  # cut jump needs the shot before
-                prev_edges = (prev.edge_hist_path if prev is not None
-                              and prev.index == shot.index - 1 else None)
-                outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
-                                              prev_edges=prev_edges, keys=keys, plan=plan))
-                review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
-                                   error=outcomes[-1].error)
-            progress.shot_done(item.name, shot.index)
-        # film-level palette pooled from the shots' chosen references (scope film, source pooled)
-        palettes.record_film_palette(settings, item.id, run_id, workdir, k=proc.palette_k,
-                                     seed=proc.seed)
-        tracking.log_item(
-            {"reel_version": reel.__version__, **_engine_params(settings),
-             "n_shots": len(shots), "source_sha256": item.source_sha256},
-            _aggregate(outcomes),
-        )
-    # Prefect artifacts of the item: shot table + Markdown summary with MLflow links
-    from reel.flows import artifacts
-    artifacts.publish_item_artifacts(settings, item, run_id, shots, outcomes, mlflow_run_id)
+    try:
+        outcomes: list[ShotOutcome] = []
+        with tracking.item_run(settings, item_name=item.name, collection=item.collection,
+                               catalog_run_id=run_id) as mlflow_run_id:
+            record.set_mlflow_run(settings, run_id, mlflow_run_id)
+            for shot, plan, *futures in pending:
+                keys = futures.pop(0) if futures else {}
+                if plan.keep:
+                    outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
+                                                plan.restored_path))
+                else:
+                    prev = outcomes[-1] if outcomes else None  # cut jump needs the shot before
+                    prev_edges = (prev.edge_hist_path if prev is not None
+                                  and prev.index == shot.index - 1 else None)
+                    outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
+                                                  prev_edges=prev_edges, keys=keys, plan=plan))
+                    review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
+                                       error=outcomes[-1].error)
+                progress.shot_done(item.name, shot.index)
+            # film-level palette pooled from the shots' chosen references (scope film,
+            # source pooled)
+            palettes.record_film_palette(settings, item.id, run_id, workdir, k=proc.palette_k,
+                                         seed=proc.seed)
+            tracking.log_item(
+                {"reel_version": reel.__version__, **_engine_params(settings),
+                 "n_shots": len(shots), "source_sha256": item.source_sha256},
+                _aggregate(outcomes),
+            )
+        # Prefect artifacts of the item: shot table + Markdown summary with MLflow links
+        from reel.flows import artifacts
+        artifacts.publish_item_artifacts(settings, item, run_id, shots, outcomes, mlflow_run_id)
 
-    failed = [o for o in outcomes if o.status == "failed"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(outcomes)} shots failed "
-                           f"(first: shot {failed[0].index}: {failed[0].error})")
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(outcomes)} shots failed "
+                               f"(first: shot {failed[0].index}: {failed[0].error})")
+    except BaseException:  # the item fails: an early master must not be left staged
+        deliver.discard_master(settings, item, early_master)
+        raise
 
     # 4. deliverables (the same set as `reel deliver`), MediaConch, fixity of the original
     #    again, JSON + PREMIS provenance: flows/deliver.py
     deliver.deliver_and_record(settings, item, run_id, source,
-                               [o.restored_path for o in outcomes])
+                               [o.restored_path for o in outcomes], early_master=early_master)
     record.set_item_status(settings, item.id, "delivered")
     return "delivered"
 
@@ -380,16 +390,14 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
     change. Kept (approved) shots are fixed anchors; failed shots are left out. A failure of
     this pass is logged and recorded, never fatal (the shots are then left unshifted).
 
-    Each colorized shot's edge statistics are read by a pool task (``shot-edges``) submitted
-    here, after every shot's chain (a pool thread waits while a task's inputs are not ready),
-    so all but the last shots' are read while later shots are still colorized; the plan reads
-    only what is missing."""
+    Each colorized shot's edge statistics come with its colorize result (gathered while the
+    frames were written); a shot whose result has none (made by an older reel, reused from
+    the stage cache) is read by a pool task (``shot-edges``); the plan reads only what is
+    still missing."""
     from reel.tasks.harmonize import harmonize_film_plan_task
 
     if not settings.processing.harmonize_across_shots or len(pending) < 2:
         return {}
-    edges = {entry[0].id: shot_edges_task.submit(entry[5]) for entry in pending
-             if len(entry) > 2}
     paths, fixed, known = [], [], []
     for entry in pending:
         plan = entry[1]
@@ -399,14 +407,21 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
             known.append(None)
             continue
         try:
-            paths.append(entry[5].result().out_path)
+            col = entry[5].result()
         except Exception:  # noqa: BLE001 - the shot fails on its own in _collect_shot
-            paths.append(None)
+            col = None
+        paths.append(col.out_path if col is not None else None)
         fixed.append(False)
-        try:
-            known.append(edges[entry[0].id].result() if paths[-1] is not None else None)
-        except Exception:  # noqa: BLE001 - read again by the plan, which reports a failure
-            known.append(None)
+        stats = getattr(col, "edge_stats", None)
+        if col is not None and stats is None:  # an older reel's result: read in the pool
+            stats = shot_edges_task.submit(col)
+        known.append(stats)
+    for i, k in enumerate(known):
+        if k is not None and not isinstance(k, ShotEdgeStats):  # a shot-edges future
+            try:
+                known[i] = k.result()
+            except Exception:  # noqa: BLE001 - read again by the plan, which reports a failure
+                known[i] = None
     try:
         fp = harmonize_film_plan_task(paths, fixed=fixed, edges=known)
     except Exception as exc:  # noqa: BLE001 - an optional refinement must not fail the item

@@ -37,6 +37,7 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -68,7 +69,10 @@ __all__ = [
     "DeliveredItem",
     "DELIVERABLE_KINDS",
     "deliver_item",
-    "deliver_item_task",
+    "deliver_master",
+    "deliver_copies",
+    "deliver_master_task",
+    "deliver_copies_task",
     "check_conformance_task",
 ]
 
@@ -704,8 +708,16 @@ def check_conformance(path: str | os.PathLike, policy: str | os.PathLike | None)
         version = _mediaconch(["--Version"], home_p).strip().splitlines()
         tool = " ".join(version[0].replace("Command Line Interface", "").split()) \
             if version else None
-        pol_xml = _mediaconch(["-p", str(policy), "-fx", str(path)], home_p)
-        impl_xml = _mediaconch(["-mc", "-fx", str(path)], home_p)
+        # The CLI polls its checker every 0.5 s, so each run takes >= 0.5 s of mostly
+        # sleeping, and one run cannot give both reports: the two run side by side, each
+        # with its own HOME (its own report database).
+        homes = [home_p / "policy", home_p / "implementation"]
+        for h in homes:
+            h.mkdir()
+        with ThreadPoolExecutor(2) as pool:
+            pol_job = pool.submit(_mediaconch, ["-p", str(policy), "-fx", str(path)], homes[0])
+            impl_job = pool.submit(_mediaconch, ["-mc", "-fx", str(path)], homes[1])
+            pol_xml, impl_xml = pol_job.result(), impl_job.result()
     try:
         pol_root = ET.fromstring(pol_xml)
         impl_root = ET.fromstring(impl_xml)
@@ -779,46 +791,91 @@ def deliver_item(shot_paths: Sequence[str | os.PathLike], source: str | os.PathL
     (see the module docstring). ``source`` is the original (audio donor, probed as
     ``audio_info``); ``info`` describes the frames the shots hold (the original's probe, or
     its normalised intermediate's). ``kinds`` selects deliverables (the master is always made).
+    This is :func:`deliver_master` followed by :func:`deliver_copies`; the restore flow calls
+    the two itself, to check the master's conformance while the copies are encoded.
     """
+    _check_kinds(kinds)
+    master = deliver_master(shot_paths, source, out_dir, info=info, stem=stem,
+                            metadata=metadata, audio_info=audio_info)
+    return deliver_copies(master, source, out_dir, info=info, stem=stem, metadata=metadata,
+                          audio_info=audio_info, kinds=kinds)
+
+
+def _check_kinds(kinds: Sequence[str]) -> None:
     unknown = set(kinds) - set(DELIVERABLE_KINDS)
     if unknown:
         raise ValueError(f"unknown deliverable kinds {sorted(unknown)}; "
                          f"choose from {DELIVERABLE_KINDS}")
+
+
+def deliver_master(shot_paths: Sequence[str | os.PathLike], source: str | os.PathLike,
+                   out_dir: str | os.PathLike, *, info: MediaInfo, stem: str,
+                   metadata: Mapping[str, str] | None = None,
+                   audio_info: MediaInfo | None = None) -> DeliveredItem:
+    """The master and its framemd5 sidecar of :func:`deliver_item` (same arguments)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     audio_info = audio_info or info
     fps = fps_string(info.fps)
-    tool = {"tool": f"ffmpeg {media.ffmpeg_version()}"}
     inputs = [{"path": str(p), "sha256": media.sha256_file(p)} for p in shot_paths]
     master, m_detail = _make_master(shot_paths, source, out_dir / f"{stem}.master.mkv",
                                     info=info, metadata=metadata, audio_info=audio_info)
     sidecar = framemd5_sidecar(master)
     files = [
         DeliveredFile("master", master, media.sha256_file(master), info.n_frames, fps, "ffv1",
-                      {**m_detail, **tool}),
+                      {**m_detail, **_tool()}),
         DeliveredFile("framemd5", sidecar, media.sha256_file(sidecar), info.n_frames, fps, None,
                       {"of": str(master), "hash": "MD5 per decoded frame, "
                                                   f"{m_detail['pix_fmt']}"}),
     ]
+    return DeliveredItem(files=files, inputs=inputs)
+
+
+def deliver_copies(master: DeliveredItem, source: str | os.PathLike,
+                   out_dir: str | os.PathLike, *, info: MediaInfo, stem: str,
+                   metadata: Mapping[str, str] | None = None,
+                   audio_info: MediaInfo | None = None,
+                   kinds: Sequence[str] = DELIVERABLE_KINDS) -> DeliveredItem:
+    """The mezzanine and access copy of :func:`deliver_item`, encoded from ``master`` (what
+    :func:`deliver_master` returned); returns ``master``'s files followed by the copies."""
+    _check_kinds(kinds)
+    out_dir = Path(out_dir)
+    audio_info = audio_info or info
+    fps = fps_string(info.fps)
+    master_path = master.path_of("master")
+    files = list(master.files)
     if "mezzanine" in kinds:
-        mezz, d = _make_mezzanine(master, out_dir / f"{stem}.mezzanine.mov", source=source,
+        mezz, d = _make_mezzanine(master_path, out_dir / f"{stem}.mezzanine.mov", source=source,
                                   info=info, metadata=metadata, audio_info=audio_info)
         files.append(DeliveredFile("mezzanine", mezz, media.sha256_file(mezz), info.n_frames,
-                                   fps, "prores", {**d, **tool}))
+                                   fps, "prores", {**d, **_tool()}))
     if "access" in kinds:
-        acc, d = _make_access(master, out_dir / f"{stem}.access.mp4", source=source, info=info,
-                              metadata=metadata, audio_info=audio_info)
+        acc, d = _make_access(master_path, out_dir / f"{stem}.access.mp4", source=source,
+                              info=info, metadata=metadata, audio_info=audio_info)
         files.append(DeliveredFile("access", acc, media.sha256_file(acc), info.n_frames, fps,
-                                   "h264", {**d, **tool}))
-    return DeliveredItem(files=files, inputs=inputs)
+                                   "h264", {**d, **_tool()}))
+    return DeliveredItem(files=files, inputs=list(master.inputs))
+
+
+def _tool() -> dict[str, str]:
+    return {"tool": f"ffmpeg {media.ffmpeg_version()}"}
+
+
+def _master_for_flow(restored: Sequence[Any], source: str | os.PathLike,
+                     out_dir: str | os.PathLike, **kwargs: Any) -> DeliveredItem:
+    """Flow adapter: :func:`deliver_master` from each shot's restored file, given as a path or
+    as the result of the shot's last stage (anything with an ``out_path``)."""
+    return deliver_master([getattr(r, "out_path", r) for r in restored], source, out_dir,
+                          **kwargs)
 
 
 def _thin_tasks():
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    return (task(name="deliver", cache_policy=NO_CACHE)(deliver_item),
+    return (task(name="deliver-master", cache_policy=NO_CACHE)(_master_for_flow),
+            task(name="deliver-copies", cache_policy=NO_CACHE)(deliver_copies),
             task(name="conformance", cache_policy=NO_CACHE)(check_conformance))
 
 
-deliver_item_task, check_conformance_task = _thin_tasks()
+deliver_master_task, deliver_copies_task, check_conformance_task = _thin_tasks()

@@ -380,6 +380,17 @@ def test_deliver_item_makes_the_full_verified_set(film, tmp_path):
     with pytest.raises(ValueError, match="unknown deliverable"):
         deliver_item(film["shots"], film["src"], tmp_path / "o3", info=film["info"],
                      stem="film", kinds=("dvd",))
+    # the flow makes the master, then the copies from it (conformance runs in between): the
+    # same files, byte for byte, as deliver_item's
+    from reel.tasks.deliver import deliver_copies, deliver_master
+
+    m = deliver_master(film["shots"], film["src"], tmp_path / "o4", info=film["info"],
+                       stem="film", metadata=META)
+    assert [f.kind for f in m.files] == ["master", "framemd5"] and m.inputs == done.inputs
+    split = deliver_copies(m, film["src"], tmp_path / "o4", info=film["info"], stem="film",
+                           metadata=META)
+    assert [(f.kind, f.sha256) for f in split.files] == [(f.kind, f.sha256) for f in done.files]
+    assert split.inputs == done.inputs
 
 
 def sha256(path: Path) -> str:
