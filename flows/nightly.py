@@ -39,7 +39,7 @@ from sqlalchemy import select
 from reel.config import get_settings
 from reel.db import models as m
 from reel.db.session import session_scope
-from reel.flows import artifacts, progress
+from reel.flows import artifacts, cache, progress
 from reel.flows import queue as q
 from reel.flows.restore import restore_collection
 
@@ -98,7 +98,8 @@ def process_entry(entry: q.QueueView) -> q.QueueView:
 
 @flow(name="nightly", log_prints=True)
 def nightly(include_reruns: bool = True, max_entries: int | None = None,
-            stale_after_hours: float = 12.0):
+            stale_after_hours: float = 12.0, prune_cache: bool = True,
+            prune_older_than_days: float | None = None):
     """Restore queued collections in priority order, and collections with re-run requests.
 
     Parameters
@@ -107,11 +108,16 @@ def nightly(include_reruns: bool = True, max_entries: int | None = None,
         re-run requests), restricted to the items concerned.
     max_entries : stop after this many entries (None: until the queue is empty).
     stale_after_hours : entries ``running`` for longer than this are queued again first.
+    prune_cache : afterwards, remove stage-cache entries that can never be reused
+        (``reel cache prune``: outputs changed or gone, results a killed run never collected,
+        leftover temporary files; stage outputs are never touched).
+    prune_older_than_days : with ``prune_cache``, also remove entries older than this.
 
     Returns
     -------
     dict (in a Completed state; a Failed state carrying the same summary when an entry failed)
-        ``{"processed", "done", "failed", "requeued", "entries": [queue entry dicts]}``.
+        ``{"processed", "done", "failed", "requeued", "entries": [queue entry dicts],
+        "cache_pruned": {"kept", "removed", "removed_bytes", "reasons"} or None}``.
     """
     from prefect.runtime import flow_run
 
@@ -139,12 +145,17 @@ def nightly(include_reruns: bool = True, max_entries: int | None = None,
                     entry.collection, entry.priority, entry.requested_by)
         processed.append(process_entry(entry))
     artifacts.publish_nightly_artifact(processed)
+    pruned = cache.prune(s, older_than_days=prune_older_than_days) if prune_cache else None
+    if pruned is not None and pruned.removed:
+        logger.info("stage cache: removed %d entries (%.1f MB): %s", pruned.removed,
+                    pruned.removed_bytes / 2**20, pruned.reasons)
     failed = [e for e in processed if e.status == m.QueueStatus.FAILED.value]
     summary = {"processed": len(processed), "done": len(processed) - len(failed),
                "failed": len(failed), "requeued": requeued,
                "entries": [{**asdict(e), "enqueued_at": str(e.enqueued_at),
                             "started_at": str(e.started_at), "finished_at": str(e.finished_at)}
-                           for e in processed]}
+                           for e in processed],
+               "cache_pruned": asdict(pruned) if pruned is not None else None}
     if failed:
         names = ", ".join(f"{e.collection} (entry {e.id})" for e in failed)
         return Failed(message=f"{len(failed)} of {len(processed)} queue entries failed: {names}",

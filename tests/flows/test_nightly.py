@@ -216,10 +216,23 @@ def test_nightly_processes_reviewer_reruns_with_progress(reel_home, prefect_harn
         db.add(m.RerunRequest(shot_id=shots[0].id, requested_by="reviewer",
                               params={"engines": {"colorize": "gray"}}))
         shot_id = shots[0].id
+    # a stage result a killed run never collected (no manifest), two hours old: never trusted,
+    # so the nightly run prunes it from the stage cache afterwards
+    import os
+    import time
+
+    from reel.flows import cache
+
+    orphan = cache.results_dir(reel_home) / ("f" * 64)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"never collected")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
     rec = _Recorder()
     with progress.use(rec):
         summary = nightly()
     assert summary["processed"] == summary["done"] == 1
+    assert not orphan.exists() and summary["cache_pruned"]["removed"] >= 1
+    assert summary["cache_pruned"]["kept"] > 0  # this run's own entries stay
     entry = summary["entries"][0]
     assert entry["requested_by"] == q.RERUN_REQUESTER and entry["params"]["items"] == ["reel2"]
     with session_scope(reel_home.database_url) as db:
