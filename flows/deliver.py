@@ -240,7 +240,6 @@ def _unstage(made: DeliveredItem, out_dir: Path) -> DeliveredItem:
         detail = {k: (str(moved[Path(v)]) if k == "of" and Path(v) in moved else v)
                   for k, v in f.detail.items()}
         files.append(dataclasses.replace(f, path=moved[f.path], detail=detail))
-    shutil.rmtree(out_dir / STAGING_DIR, ignore_errors=True)
     return DeliveredItem(files=files, inputs=made.inputs)
 
 
@@ -269,6 +268,8 @@ def deliver_and_record(s: Settings, item: record.ItemRef, run_id: int, source: D
             get_run_logger().warning("the master made ahead of time failed (%s); making it "
                                      "again", exc)
         if made is not None and [i["path"] for i in made.inputs] != [str(p) for p in shot_paths]:
+            get_run_logger().warning("the master made ahead of time is not made from the "
+                                     "shots to deliver; making it again")
             made = None
         made = _unstage(made, out_dir) if made is not None else None
         shutil.rmtree(out_dir / STAGING_DIR, ignore_errors=True)

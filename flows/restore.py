@@ -205,9 +205,10 @@ def restore_item(item_id: int, run_id: int) -> str:
     qcs = {shot_id: submit_qc() for shot_id, (_, _, submit_qc) in after.items()}
     # the master needs only the restored shots: queued behind the QCs, it is made while the
     # last of them run, in a staging folder it leaves only if the item passes (flows/deliver.py)
+    last_stage = {shot_id: edit if edit is not None else har
+                  for shot_id, (har, edit, _) in after.items()}
     early_master = deliver.submit_master(settings, item, source, [
-        e[1].restored_path if len(e) == 2 else (after[e[0].id][1] or after[e[0].id][0])
-        for e in pending])
+        e[1].restored_path if len(e) == 2 else last_stage[e[0].id] for e in pending])
     for i, e in enumerate(pending):
         if len(e) > 2:  # (shot, plan, keys, seg, refs, col, har, qc[, edit])
             har, edit, _ = after[e[0].id]
