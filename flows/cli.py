@@ -749,6 +749,9 @@ def benchmark_scale(
     measures: Annotated[str, typer.Option(
         help="Comma-separated measurements: overhead, speedup, memory (default: all).")
     ] = "overhead,speedup,memory",
+    transcode_runs: Annotated[int, typer.Option(
+        help="Times the transcode is timed (a few seconds: the noisiest timing); the ratio "
+             "uses the median.")] = 3,
 ) -> None:
     """Scaling: the 12-shot film (bikes twice) on 1 and 2 local Dask workers (speedup), peak RSS
     of the film vs the film repeated --repeat times, pipeline time vs a pure ffmpeg transcode."""
@@ -758,6 +761,8 @@ def benchmark_scale(
         _fail(f"unknown source {source!r}", "use --source bikes or --source synthetic")
     if repeat < 2:
         _fail("--repeat must be at least 2", "the memory test compares 1x with Nx")
+    if transcode_runs < 1:
+        _fail("--transcode-runs must be at least 1", "the ratio needs one timed transcode")
     wanted = [m.strip() for m in measures.split(",") if m.strip()]
     if not wanted or set(wanted) - set(bench.MEASURES):
         _fail(f"unknown --measures {measures!r}", f"use some of: {', '.join(bench.MEASURES)}")
@@ -772,7 +777,7 @@ def benchmark_scale(
                                        max_frames=frames or None,
                                        speedup_repeat=speedup_repeat, log_mlflow=mlflow,
                                        command=_bench_cmd(), on_progress=st.update,
-                                       measures=wanted)
+                                       measures=wanted, transcode_runs=transcode_runs)
     _print_bench(bench, rows, "scale", out)
 
 
