@@ -20,14 +20,12 @@ paths and plain data.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 import reel
 from reel.config import Settings, get_settings
@@ -197,58 +195,9 @@ def restored_shot_paths(s: Settings, item: record.ItemRef, n_frames: int) -> lis
 # --------------------------------------------------------------------------------------------
 
 
-#: Sub-folder of an item's deliverables folder where a master made ahead of time waits until
-#: the item has passed (:func:`submit_master`).
-STAGING_DIR = ".staging"
-
-
-def _deliver_args(item: record.ItemRef, source: DecodeSource) -> dict[str, Any]:
-    return {"info": source.info, "stem": item.name, "metadata": disclosure_metadata(item),
-            "audio_info": source.original}
-
-
-def submit_master(s: Settings, item: record.ItemRef, source: DecodeSource,
-                  restored: list[Any]) -> Any:
-    """Submit the master to the task pool ahead of time; returns its future.
-
-    ``restored``: per shot in order, its restored file (a kept shot) or the future of its last
-    stage. The master needs nothing else, so the restore flow submits it after the shots'
-    QC: it is made while the last QCs run. It is written to ``<deliverables>/STAGING_DIR/``
-    and only moved into place by :func:`deliver_and_record` (the item passed), so an item
-    whose shots then fail never replaces an earlier run's master; :func:`discard_master`
-    removes it then."""
-    out_dir = s.deliverables_dir / item.collection / item.name
-    return deliver_master_task.submit(restored, item.source_path, out_dir / STAGING_DIR,
-                                      **_deliver_args(item, source))
-
-
-def discard_master(s: Settings, item: record.ItemRef, early: Any) -> None:
-    """Wait for a master submitted with :func:`submit_master` and remove it (the item failed)."""
-    from prefect.futures import wait
-
-    wait([early])
-    shutil.rmtree(s.deliverables_dir / item.collection / item.name / STAGING_DIR,
-                  ignore_errors=True)
-
-
-def _unstage(made: DeliveredItem, out_dir: Path) -> DeliveredItem:
-    """Move a staged master and its sidecar into ``out_dir`` (same file system: a rename)."""
-    moved = {f.path: out_dir / f.path.name for f in made.files}
-    files = []
-    for f in made.files:
-        os.replace(f.path, moved[f.path])
-        detail = {k: (str(moved[Path(v)]) if k == "of" and Path(v) in moved else v)
-                  for k, v in f.detail.items()}
-        files.append(dataclasses.replace(f, path=moved[f.path], detail=detail))
-    return DeliveredItem(files=files, inputs=made.inputs)
-
-
 def deliver_and_record(s: Settings, item: record.ItemRef, run_id: int, source: DecodeSource,
-                       shot_paths: list[Path], early_master: Any = None) -> DeliveredItem:
+                       shot_paths: list[Path]) -> DeliveredItem:
     """Make, check and record the item's deliverables; see the module docstring.
-
-    ``early_master``: the future of :func:`submit_master`; its master is used when it was
-    made from exactly ``shot_paths``, otherwise (or if it failed) the master is made here.
 
     Raises
     ------
@@ -259,22 +208,9 @@ def deliver_and_record(s: Settings, item: record.ItemRef, run_id: int, source: D
         The original changed during the run.
     """
     out_dir = s.deliverables_dir / item.collection / item.name
-    common = _deliver_args(item, source)
-    made = None
-    if early_master is not None:
-        try:
-            made = early_master.result()
-        except Exception as exc:  # noqa: BLE001 - made again below, which reports the error
-            get_run_logger().warning("the master made ahead of time failed (%s); making it "
-                                     "again", exc)
-        if made is not None and [i["path"] for i in made.inputs] != [str(p) for p in shot_paths]:
-            get_run_logger().warning("the master made ahead of time is not made from the "
-                                     "shots to deliver; making it again")
-            made = None
-        made = _unstage(made, out_dir) if made is not None else None
-        shutil.rmtree(out_dir / STAGING_DIR, ignore_errors=True)
-    if made is None:
-        made = deliver_master_task(shot_paths, item.source_path, out_dir, **common)
+    common = {"info": source.info, "stem": item.name, "metadata": disclosure_metadata(item),
+              "audio_info": source.original}
+    made = deliver_master_task(shot_paths, item.source_path, out_dir, **common)
     master = next(f for f in made.files if f.kind == "master")
     # MediaConch checks the master while the mezzanine and access copy are encoded from it
     checking = check_conformance_task.submit(master.path, mediaconch_policy())

@@ -203,61 +203,50 @@ def restore_item(item_id: int, run_id: int) -> str:
     # own shot's harmonization would leave a thread idle
     after = {e[0].id: e[6](shifts.get(e[0].id)) for e in pending if len(e) > 2}
     qcs = {shot_id: submit_qc() for shot_id, (_, _, submit_qc) in after.items()}
-    # the master needs only the restored shots: queued behind the QCs, it is made while the
-    # last of them run, in a staging folder it leaves only if the item passes (flows/deliver.py)
-    last_stage = {shot_id: edit if edit is not None else har
-                  for shot_id, (har, edit, _) in after.items()}
-    early_master = deliver.submit_master(settings, item, source, [
-        e[1].restored_path if len(e) == 2 else last_stage[e[0].id] for e in pending])
     for i, e in enumerate(pending):
         if len(e) > 2:  # (shot, plan, keys, seg, refs, col, har, qc[, edit])
             har, edit, _ = after[e[0].id]
             pending[i] = (*e[:6], har, qcs[e[0].id], *([edit] if edit else []))
 
-    try:
-        outcomes: list[ShotOutcome] = []
-        with tracking.item_run(settings, item_name=item.name, collection=item.collection,
-                               catalog_run_id=run_id) as mlflow_run_id:
-            record.set_mlflow_run(settings, run_id, mlflow_run_id)
-            for shot, plan, *futures in pending:
-                keys = futures.pop(0) if futures else {}
-                if plan.keep:
-                    outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
-                                                plan.restored_path))
-                else:
-                    prev = outcomes[-1] if outcomes else None  # cut jump needs the shot before
-                    prev_edges = (prev.edge_hist_path if prev is not None
-                                  and prev.index == shot.index - 1 else None)
-                    outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
-                                                  prev_edges=prev_edges, keys=keys, plan=plan))
-                    review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
-                                       error=outcomes[-1].error)
-                progress.shot_done(item.name, shot.index)
-            # film-level palette pooled from the shots' chosen references (scope film,
-            # source pooled)
-            palettes.record_film_palette(settings, item.id, run_id, workdir, k=proc.palette_k,
-                                         seed=proc.seed)
-            tracking.log_item(
-                {"reel_version": reel.__version__, **_engine_params(settings),
-                 "n_shots": len(shots), "source_sha256": item.source_sha256},
-                _aggregate(outcomes),
-            )
-        # Prefect artifacts of the item: shot table + Markdown summary with MLflow links
-        from reel.flows import artifacts
-        artifacts.publish_item_artifacts(settings, item, run_id, shots, outcomes, mlflow_run_id)
+    outcomes: list[ShotOutcome] = []
+    with tracking.item_run(settings, item_name=item.name, collection=item.collection,
+                           catalog_run_id=run_id) as mlflow_run_id:
+        record.set_mlflow_run(settings, run_id, mlflow_run_id)
+        for shot, plan, *futures in pending:
+            keys = futures.pop(0) if futures else {}
+            if plan.keep:
+                outcomes.append(ShotOutcome(shot.id, shot.index, plan.status, plan.flags, {},
+                                            plan.restored_path))
+            else:
+                prev = outcomes[-1] if outcomes else None  # cut jump needs the shot before
+                prev_edges = (prev.edge_hist_path if prev is not None
+                              and prev.index == shot.index - 1 else None)
+                outcomes.append(_collect_shot(settings, run_id, item, shot, futures,
+                                              prev_edges=prev_edges, keys=keys, plan=plan))
+                review.finish_shot(settings, run_id, plan, ok=outcomes[-1].status != "failed",
+                                   error=outcomes[-1].error)
+            progress.shot_done(item.name, shot.index)
+        # film-level palette pooled from the shots' chosen references (scope film, source pooled)
+        palettes.record_film_palette(settings, item.id, run_id, workdir, k=proc.palette_k,
+                                     seed=proc.seed)
+        tracking.log_item(
+            {"reel_version": reel.__version__, **_engine_params(settings),
+             "n_shots": len(shots), "source_sha256": item.source_sha256},
+            _aggregate(outcomes),
+        )
+    # Prefect artifacts of the item: shot table + Markdown summary with MLflow links
+    from reel.flows import artifacts
+    artifacts.publish_item_artifacts(settings, item, run_id, shots, outcomes, mlflow_run_id)
 
-        failed = [o for o in outcomes if o.status == "failed"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {len(outcomes)} shots failed "
-                               f"(first: shot {failed[0].index}: {failed[0].error})")
-    except BaseException:  # the item fails: an early master must not be left staged
-        deliver.discard_master(settings, item, early_master)
-        raise
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} shots failed "
+                           f"(first: shot {failed[0].index}: {failed[0].error})")
 
     # 4. deliverables (the same set as `reel deliver`), MediaConch, fixity of the original
     #    again, JSON + PREMIS provenance: flows/deliver.py
     deliver.deliver_and_record(settings, item, run_id, source,
-                               [o.restored_path for o in outcomes], early_master=early_master)
+                               [o.restored_path for o in outcomes])
     record.set_item_status(settings, item.id, "delivered")
     return "delivered"
 

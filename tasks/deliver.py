@@ -861,19 +861,11 @@ def _tool() -> dict[str, str]:
     return {"tool": f"ffmpeg {media.ffmpeg_version()}"}
 
 
-def _master_for_flow(restored: Sequence[Any], source: str | os.PathLike,
-                     out_dir: str | os.PathLike, **kwargs: Any) -> DeliveredItem:
-    """Flow adapter: :func:`deliver_master` from each shot's restored file, given as a path or
-    as the result of the shot's last stage (anything with an ``out_path``)."""
-    return deliver_master([getattr(r, "out_path", r) for r in restored], source, out_dir,
-                          **kwargs)
-
-
 def _thin_tasks():
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    return (task(name="deliver-master", cache_policy=NO_CACHE)(_master_for_flow),
+    return (task(name="deliver-master", cache_policy=NO_CACHE)(deliver_master),
             task(name="deliver-copies", cache_policy=NO_CACHE)(deliver_copies),
             task(name="conformance", cache_policy=NO_CACHE)(check_conformance))
 
