@@ -23,7 +23,7 @@ from reel.flows import refs as refs_flow
 from reel.flows import palettes
 from reel.tasks import qc as qc_metrics
 from reel.tasks.colorize import colorize_shot_task
-from reel.tasks.harmonize import ShotEdgeStats, harmonize_shot_task, shot_edges_task
+from reel.tasks.harmonize import harmonize_shot_task
 from reel.tasks.media import probe_and_fixity_task
 from reel.tasks.qc import qc_shot_task
 from reel.tasks.people import people_available
@@ -381,9 +381,8 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
     this pass is logged and recorded, never fatal (the shots are then left unshifted).
 
     Each colorized shot's edge statistics come with its colorize result (gathered while the
-    frames were written); a shot whose result has none (made by an older reel, reused from
-    the stage cache) is read by a pool task (``shot-edges``); the plan reads only what is
-    still missing."""
+    frames were written); the plan reads only the shots whose statistics are missing (kept
+    shots, and results an older reel left in the stage cache)."""
     from reel.tasks.harmonize import harmonize_film_plan_task
 
     if not settings.processing.harmonize_across_shots or len(pending) < 2:
@@ -402,16 +401,7 @@ def _film_chroma_shifts(settings, item, run_id: int, pending: list) -> dict:
             col = None
         paths.append(col.out_path if col is not None else None)
         fixed.append(False)
-        stats = getattr(col, "edge_stats", None)
-        if col is not None and stats is None:  # an older reel's result: read in the pool
-            stats = shot_edges_task.submit(col)
-        known.append(stats)
-    for i, k in enumerate(known):
-        if k is not None and not isinstance(k, ShotEdgeStats):  # a shot-edges future
-            try:
-                known[i] = k.result()
-            except Exception:  # noqa: BLE001 - read again by the plan, which reports a failure
-                known[i] = None
+        known.append(getattr(col, "edge_stats", None))
     try:
         fp = harmonize_film_plan_task(paths, fixed=fixed, edges=known)
     except Exception as exc:  # noqa: BLE001 - an optional refinement must not fail the item

@@ -1387,20 +1387,14 @@ def _harmonize_for_flow(colorized, out_path, *, segmentation=None, selection=Non
         engine=engine, n_frames=getattr(colorized, "n_frames", None), **film, **params)
 
 
-def _edges_for_flow(colorized, **params) -> ShotEdgeStats:
-    """Flow adapter: the edge statistics of a colorized shot (for :func:`harmonize_film_plan`)."""
-    return shot_edge_stats(colorized.out_path, **params)
-
-
 def _thin_task():
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
     return (task(name="harmonize", cache_policy=NO_CACHE)(_harmonize_for_flow),
-            task(name="harmonize-across-shots", cache_policy=NO_CACHE)(harmonize_film_plan),
-            task(name="shot-edges", cache_policy=NO_CACHE)(_edges_for_flow))
+            task(name="harmonize-across-shots", cache_policy=NO_CACHE)(harmonize_film_plan))
 
 
-harmonize_shot_task, harmonize_film_plan_task, shot_edges_task = _thin_task()
+harmonize_shot_task, harmonize_film_plan_task = _thin_task()
 
 from reel.tasks import harmonize_learned  # noqa: E402,F401  (registers learned-harmonize)
