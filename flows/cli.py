@@ -29,8 +29,16 @@ def _prefect_env() -> None:
     timeout).
     """
     s = get_settings()
-    # keep Prefect's ephemeral API database beside reel's own state, not in ~/.prefect
-    os.environ.setdefault("PREFECT_HOME", str(s.home / "prefect"))
+    # keep Prefect's ephemeral API database beside reel's own state, not in ~/.prefect;
+    # created here with its parents (Prefect creates only the last folder, and warned on a
+    # fresh checkout, whose var/ did not exist yet)
+    if "PREFECT_HOME" not in os.environ:
+        prefect_home = s.home / "prefect"
+        try:
+            prefect_home.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # Prefect reports it itself, with the path
+        os.environ["PREFECT_HOME"] = str(prefect_home)
     # a fresh Prefect home takes ~40 s to migrate on a 2-core machine (stack notes §1)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
