@@ -93,6 +93,15 @@ _SEEK_MIN_S = 20.0
 #: How far before the first wanted frame the demuxer is asked to seek (it then lands on the
 #: key frame at or before that point and frames are picked by timestamp).
 _SEEK_MARGIN_S = 5.0
+#: The same two for intra-only streams (every frame a key frame: FFV1 masters written with
+#: ``-g 1``, ProRes, DPX-like codecs). The demuxer then lands on the wanted frame itself, so a
+#: margin of a few frames (against timestamp rounding) is enough and seeking pays off from
+#: the first second: without it a shot starting at t decodes t x fps frames it throws away.
+_INTRA_SEEK_MIN_S = 0.5
+_INTRA_SEEK_MARGIN_S = 0.25
+#: A stream counts as intra-only when its first this-many video packets are all key frames
+#: (read from the container's packet flags, nothing decoded).
+_INTRA_PROBE_PACKETS = 48
 _SEEKABLE_FORMATS = ("matroska", "mov")
 
 #: Decoder flags for every decode: exact cropping (without ``unaligned`` FFmpeg 5.1 widens
@@ -369,6 +378,8 @@ class _VideoMeta:
     #: size of the decoded frames (before rotation) and timestamp of the first frame
     decoded_size: tuple[int, int] = (0, 0)
     first_frame_s: float | None = None
+    #: every one of the first :data:`_INTRA_PROBE_PACKETS` video packets is a key frame
+    intra_only: bool = False
 
     @property
     def index(self) -> int:
@@ -479,13 +490,18 @@ def _video_meta(path: Path) -> _VideoMeta:
 
 
 def _probe_video_meta(path: Path) -> _VideoMeta:
-    out = run_ffmpeg(_ffprobe_base() + ["-show_format", "-show_streams", "-of", "json",
+    # the first packets' key-frame flags come along (no decoding): see _starts_intra_only
+    out = run_ffmpeg(_ffprobe_base() + ["-show_format", "-show_streams", "-show_entries",
+                                        "packet=stream_index,flags", "-read_intervals",
+                                        f"%+#{2 * _INTRA_PROBE_PACKETS}", "-of", "json",
                                         str(path)],
                      what=f"probing {path}",
                      hint="The file is not readable media (wrong file, truncated copy or an "
                           "unsupported format); check it with `ffprobe`.")
     data = json.loads(out or b"{}")
     streams = data.get("streams") or []
+    for st in streams:  # counted over the packets read above only: not a fact of the stream
+        st.pop("nb_read_packets", None)
     videos = [s for s in streams if s.get("codec_type") == "video"
               and not (s.get("disposition") or {}).get("attached_pic")]
     if not videos:
@@ -514,7 +530,18 @@ def _probe_video_meta(path: Path) -> _VideoMeta:
                       streams=tuple(streams),
                       decoded_size=(int(f0["width"]), int(f0["height"])),
                       first_frame_s=_float_or_none(f0.get("best_effort_timestamp_time")
-                                                   or f0.get("pts_time")))
+                                                   or f0.get("pts_time")),
+                      intra_only=_starts_intra_only(data.get("packets") or [], int(v["index"])))
+
+
+def _starts_intra_only(packets: list[dict[str, Any]], index: int) -> bool:
+    """Whether the first video packets of stream ``index`` among ``packets`` (ffprobe's
+    ``stream_index`` and ``flags``; at least two, at most :data:`_INTRA_PROBE_PACKETS`) are all
+    key frames. A stream whose packets were not listed counts as not intra-only, which only
+    keeps the cautious seek margins."""
+    flags = [str(p.get("flags", "")) for p in packets
+             if p.get("stream_index") == index][:_INTRA_PROBE_PACKETS]
+    return len(flags) >= 2 and all(f.startswith("K") for f in flags)
 
 
 def _timecode_of(meta: _VideoMeta) -> str | None:
@@ -853,13 +880,15 @@ def _seek_plan(meta: _VideoMeta, start: int) -> tuple[float, float, float] | Non
         return None
     if not any(f in meta.container.split(",") for f in _SEEKABLE_FORMATS):
         return None
+    min_s, margin_s = ((_INTRA_SEEK_MIN_S, _INTRA_SEEK_MARGIN_S) if meta.intra_only
+                       else (_SEEK_MIN_S, _SEEK_MARGIN_S))
     t_start = start / float(fps)
-    if t_start < _SEEK_MIN_S:
+    if t_start < min_s:
         return None
     t0 = meta.first_frame_s
     if t0 is None:
         return None
-    seek_to = t0 + t_start - _SEEK_MARGIN_S
+    seek_to = t0 + t_start - margin_s
     if seek_to <= t0:
         return None
     return seek_to, t0, float(fps)
@@ -882,7 +911,9 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
     frames are picked by frame number (``select``) while decoding from the beginning, so the
     cost grows with ``start``; for constant-frame-rate Matroska/MP4 films whose range starts
     more than ``_SEEK_MIN_S`` seconds in, the demuxer seeks to a key frame a few seconds before
-    ``start`` and frames are picked by timestamp (frame number = round((t - t0) * fps)).
+    ``start`` and frames are picked by timestamp (frame number = round((t - t0) * fps)). For
+    intra-only streams (every packet a key frame, e.g. FFV1 written with ``-g 1``) the same
+    seek is used from ``_INTRA_SEEK_MIN_S`` on, landing ``_INTRA_SEEK_MARGIN_S`` early.
     Memory is one frame; the ffmpeg process is killed if the consumer stops early.
 
     Raises

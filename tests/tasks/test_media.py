@@ -45,6 +45,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     # the same pictures as intra-only FFV1 in Matroska (no nb_frames: counted by decoding)
     out["mkv"] = d / "film.mkv"
     ffmpeg("-i", str(out["mp4"]), "-map", "0:v", "-c:v", "ffv1", str(out["mkv"]))
+    # FFV1 with every frame a key frame (as reel writes masters and intermediates)
+    out["intra"] = d / "intra.mkv"
+    ffmpeg("-i", str(out["mp4"]), "-map", "0:v", "-c:v", "ffv1", "-g", "1", str(out["intra"]))
     # rotation metadata (display matrix)
     out["rot"] = d / "rot.mp4"
     ffmpeg("-i", str(out["mp4"]), "-map", "0:v", "-c", "copy", "-metadata:s:v", "rotate=90",
@@ -174,6 +177,27 @@ def test_iter_frames_ranges_equal_full_decode(clips, kind, monkeypatch):
     for a, b in [(30, 76), (60, 61), (50, None), (95, 96)]:
         got = np.stack(list(iter_frames(clips[kind], a, b, pix_fmt="rgb24")))
         assert np.array_equal(got, full[a:b]), ("seek", a, b)
+
+
+def test_intra_only_streams_seek_from_the_first_second(clips):
+    # FFmpeg's default FFV1 GOP is 12 frames and the H.264 clip has B-frames: cautious margins
+    assert not media._video_meta(clips["mp4"]).intra_only
+    assert not media._video_meta(clips["mkv"]).intra_only
+    meta = media._video_meta(clips["intra"])
+    assert meta.intra_only
+    assert media._seek_plan(meta, 10) is None          # 0.42 s in: decoded from the start
+    plan = media._seek_plan(meta, 60)                   # 2.5 s in: seeks, default constants
+    assert plan is not None and plan[0] == pytest.approx(plan[1] + 60 / plan[2] - 0.25)
+    assert media._seek_plan(media._video_meta(clips["mkv"]), 60) is None
+    full = np.stack(list(iter_frames(clips["intra"], pix_fmt="rgb24")))
+    ref = np.stack(list(iter_frames(clips["mp4"], pix_fmt="rgb24")))
+    assert np.array_equal(full, ref)                    # lossless copy of the same pictures
+    for a, b in [(12, 13), (13, 40), (30, 76), (60, 61), (50, None), (95, 96)]:
+        got = np.stack(list(iter_frames(clips["intra"], a, b, pix_fmt="rgb24")))
+        assert np.array_equal(got, full[a:b]), (a, b)
+    small = np.stack(list(iter_frames(clips["intra"], 0, None, width=48)))
+    assert np.array_equal(np.stack(list(iter_frames(clips["intra"], 40, 70, width=48))),
+                          small[40:70])
 
 
 def test_iter_frames_gray_is_ffmpeg_gray_and_scaling(clips):
