@@ -468,13 +468,18 @@ class SlicFlowSegmenter(Segmenter):
             for c in range(1, n):
                 if c == largest or areas[c - 1] >= limit:
                     continue
-                piece = comp == c
+                # the piece's bounding box grown by the ring's pixel (clipped to the frame)
+                x, y, bw, bh = (int(v) for v in st[c, :4])
+                win = (slice(max(y - 1, 0), min(y + bh + 1, h)),
+                       slice(max(x - 1, 0), min(x + bw + 1, w)))
+                piece = comp[win] == c
                 ring = (cv2.dilate(piece.astype(np.uint8), kernel) > 0) & ~piece
-                neigh = out[ring]
+                box = out[win]  # a view: writing it writes out
+                neigh = box[ring]
                 neigh = neigh[neigh != r]
                 if neigh.size:
                     vals, counts = np.unique(neigh, return_counts=True)
-                    out[piece] = vals[int(np.argmax(counts))]
+                    box[piece] = vals[int(np.argmax(counts))]
         return out
 
     # Main -----------------------------------------------------------------------------------

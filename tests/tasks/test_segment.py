@@ -119,6 +119,33 @@ def test_label_stability_definition():
     assert label_stability(labels[:1], []) == 1.0
 
 
+def test_remove_fragments_absorbs_specks_by_their_ring():
+    eng = SEGMENTERS.create("slic-flow", min_fragment_fraction=0.01)  # 1 % of 40 x 50 = 20 px
+    lab = np.zeros((40, 50), np.int64)
+    lab[:, 25:] = 1
+    lab[5:8, 5:8] = 1          # 9 px of region 1 inside region 0: becomes 0
+    lab[0:2, 48:50] = 0        # 4 px of region 0 in the corner of region 1: becomes 1
+    lab[29:33, 23:27] = 2      # region 2's largest piece (16 px) on the 0|1 boundary: kept
+    lab[10:12, 10:12] = 2      # a smaller piece of 2 inside 0: becomes 0
+    lab[20:26, 30:36] = 0      # 36 px of region 0 (>= 20 px): kept, an object can be split
+    lab[38:40, 0:2] = 1        # a speck of 1 in the frame's corner: its ring is all 0
+    out = eng.remove_fragments(lab)
+    expected = lab.copy()
+    expected[5:8, 5:8] = 0
+    expected[0:2, 48:50] = 1
+    expected[10:12, 10:12] = 0
+    expected[38:40, 0:2] = 0
+    assert np.array_equal(out, expected)
+    assert np.array_equal(lab[5:8, 5:8], np.ones((3, 3)))  # the input is not modified
+    # a speck between two regions takes the one most of its ring touches, lowest id on ties
+    tie = np.zeros((10, 10), np.int64)
+    tie[:, 5:] = 3
+    tie[4:6, 4:6] = 7          # ring: 6 px of 0 and 6 px of 3
+    tie[0:3, 8:10] = 7         # region 7's largest piece (6 px): kept
+    got = SEGMENTERS.create("slic-flow", min_fragment_fraction=0.05).remove_fragments(tie)
+    assert got[4:6, 4:6].tolist() == [[0, 0], [0, 0]] and (got[0:3, 8:10] == 7).all()
+
+
 def test_merge_regions_and_segment_frame():
     # Six vertical strips (superpixels) of two intensities: a | a | b | b | a | a.
     sp = np.repeat(np.arange(6), 10)[None].repeat(12, axis=0)
