@@ -53,7 +53,7 @@ class ColorizeResult:
 
     Attributes
     ----------
-    out_path : the colorized shot (FFV1 Matroska, RGB).
+    out_path : the colorized shot (lossless UT Video in Matroska, RGB: ``media.WORK_CODEC``).
     n_frames : frames written (``stop - start``).
     mean_confidence : mean of ``per_frame_confidence`` (0 when the engine had no evidence).
     per_frame_confidence : engine confidence of each frame, in [0, 1].
@@ -179,7 +179,8 @@ def colorize_shot(
     start, stop : half-open source frame range of the shot.
     reference_paths : colour reference images for the shot (may be empty: the engines then
         output gray with confidence 0, which the flow flags).
-    out_path : output ``.mkv`` (FFV1, written atomically). The input file is never touched.
+    out_path : output ``.mkv`` (lossless ``media.WORK_CODEC``, written atomically). The input
+        file is never touched.
     palette_path : optional palette JSON (``Palette.save``); passed to the engine as Lab colours
         and weights. ``exemplar-propagate`` uses it for low-confidence pixels and shots without
         references (``palette_strength`` / ``palette_fill``); the other engines ignore it.
@@ -225,7 +226,7 @@ def colorize_shot(
     confidences: list[float] = []
     edges = EdgeStatsAccumulator()  # what the pass across shots needs, without a re-read
     with media.FrameWriter(out_path, width, height, info.fps, pix_fmt_in="rgb24",
-                           metadata=metadata) as writer:
+                           metadata=metadata, codec=media.WORK_CODEC) as writer:
         for L, ab, conf in colorize_L_frames(eng, frames_L):
             rgb = lab_to_rgb(L, ab)
             writer.write(rgb)

@@ -332,7 +332,8 @@ def edit_shot(in_path: str | os.PathLike, out_path: str | os.PathLike, edits: Se
     Parameters
     ----------
     in_path : the shot's restored (harmonized) video; never modified.
-    out_path : output, lossless FFV1 Matroska (``media.FrameWriter``, atomic).
+    out_path : output, lossless ``media.WORK_CODEC`` (UT Video) Matroska
+        (``media.FrameWriter``, atomic).
     edits : edit dicts (module docstring), applied in order, each with its own fuser state.
     labels_path : the shot's segmentation (``labels.npz``, uint16 (T, h, w); frame t uses map
         ``min(t, T - 1)``), needed by ``labels`` regions.
@@ -397,7 +398,7 @@ def edit_shot(in_path: str | os.PathLike, out_path: str | os.PathLike, edits: Se
             "params_hash": params_hash(params), "weights_sha256": fusers[0].weights_sha256}
     n = 0
     shift_sum = 0.0
-    with media.FrameWriter(out_path, W, H, info.fps, pix_fmt_in="rgb24",
+    with media.FrameWriter(out_path, W, H, info.fps, pix_fmt_in="rgb24", codec=media.WORK_CODEC,
                            metadata={"reel_stage": "regional-edit",
                                      "reel_params_hash": desc["params_hash"]}) as writer:
         for win in _windows(in_path, window):

@@ -1171,7 +1171,8 @@ def harmonize_shot(
     in_path : path
         The colorized shot (any video ``media.iter_frames`` reads; frame 0 is the shot's first).
     out_path : path
-        Output, lossless FFV1 in Matroska, written atomically by ``media.FrameWriter``.
+        Output, lossless ``media.WORK_CODEC`` (UT Video) in Matroska, written atomically by
+        ``media.FrameWriter``.
     labels_path : path, optional
         Segmentation label maps: ``.npz`` with key ``"labels"``, uint16 (T, h, w) at analysis
         resolution (upsampled with nearest neighbour; frame t uses map ``min(t, T - 1)``).
@@ -1244,7 +1245,8 @@ def harmonize_shot(
     # Pass 2: apply, recombine with the frame's own L, write.
     n = 0
     shift_sum = 0.0
-    with media.FrameWriter(out_path, W, H, info.fps, pix_fmt_in="rgb24") as writer:
+    with media.FrameWriter(out_path, W, H, info.fps, pix_fmt_in="rgb24",
+                           codec=media.WORK_CODEC) as writer:
         for t, rgb in enumerate(media.iter_frames(in_path, pix_fmt="rgb24")):
             lab_small = labels_at(t)
             if film or eng.frame_changes(lab_small, t):

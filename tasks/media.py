@@ -109,6 +109,15 @@ _SEEKABLE_FORMATS = ("matroska", "mov")
 _DECODE_FLAGS: tuple[str, ...] = ("-flags", "unaligned")
 
 _FFV1_ARGS = ("-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1")
+#: UT Video, median prediction: lossless and intra-only like FFV1, 8-bit planar RGB (``gbrp``).
+_UTVIDEO_ARGS = ("-c:v", "utvideo", "-pred", "median")
+
+#: Codec of the per-shot work files (colorized, harmonized, edited shots: written once, decoded
+#: two or three times by the later stages and the master). UT Video is lossless like FFV1 and,
+#: on 320 x 136 RGB frames with FFmpeg 5.1, 4.3x faster to encode and 3.6x faster to decode
+#: (0.18 / 0.22 s against 0.77 / 0.80 s for 244 frames, one thread) at 10 % more bytes. The
+#: preservation master and the deflickered source (gray, which UT Video cannot store) stay FFV1.
+WORK_CODEC = "utvideo"
 
 
 class MediaError(RuntimeError):
@@ -1011,7 +1020,7 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
 
 
 class FrameWriter:
-    """Write frames to a lossless FFV1 Matroska intermediate, atomically and deterministically.
+    """Write frames to a lossless Matroska intermediate, atomically and deterministically.
 
     Parameters
     ----------
@@ -1022,11 +1031,14 @@ class FrameWriter:
     pix_fmt_in : ``"rgb24"`` (frames (H, W, 3), stored as FFV1 RGB) or ``"gray"`` (frames
         (H, W), stored as FFV1 gray).
     metadata : container tags (str -> str).
+    codec : ``"ffv1"`` (default) or ``"utvideo"`` (RGB only; :data:`WORK_CODEC`, for shot work
+        files that are decoded again soon).
 
-    FFV1 level 3, one frame per GOP, 4 slices with CRCs; no creation time or version strings
-    (bitexact), so the same frames give the same bytes. Note: FFmpeg 5.1's FFV1 encoder has no
+    FFV1: level 3, one frame per GOP, 4 slices with CRCs. Note: FFmpeg 5.1's FFV1 encoder has no
     8-bit planar ``gbrp``; RGB is stored as ``bgr0`` (FFV1's 8-bit RGB colour space, the same
-    lossless RCT coding), which decodes back to identical rgb24 / gbrp values.
+    lossless RCT coding), which decodes back to identical rgb24 / gbrp values. UT Video: median
+    prediction, ``gbrp``. Both are intra-only; no creation time or version strings are written
+    (bitexact), so the same frames give the same bytes.
 
     Example
     -------
@@ -1040,9 +1052,15 @@ class FrameWriter:
 
     def __init__(self, path: str | os.PathLike, width: int, height: int,
                  fps: str | Fraction | int | float, *, pix_fmt_in: str = "rgb24",
-                 metadata: Mapping[str, str] | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, codec: str = "ffv1") -> None:
         if pix_fmt_in not in ("rgb24", "gray"):
             raise ValueError(f"pix_fmt_in must be 'rgb24' or 'gray', got {pix_fmt_in!r}")
+        if codec not in ("ffv1", "utvideo"):
+            raise ValueError(f"codec must be 'ffv1' or 'utvideo', got {codec!r}")
+        if codec == "utvideo" and pix_fmt_in != "rgb24":
+            raise ValueError("UT Video stores RGB and YUV only; write gray frames with "
+                             "codec='ffv1'")
+        self.codec = codec
         if int(width) <= 0 or int(height) <= 0:
             raise ValueError(f"invalid frame size {width}x{height}")
         self.path = Path(path)
@@ -1062,11 +1080,14 @@ class FrameWriter:
         if self._proc is not None:
             raise MediaError(f"FrameWriter for {self.path} is already open.")
         self._tmp = _temp_sibling(self.path)
-        out_fmt = "bgr0" if self.pix_fmt_in == "rgb24" else "gray"
+        if self.codec == "utvideo":
+            codec_args, out_fmt = _UTVIDEO_ARGS, "gbrp"
+        else:
+            codec_args, out_fmt = _FFV1_ARGS, ("bgr0" if self.pix_fmt_in == "rgb24" else "gray")
         cmd = ffmpeg_base() + [
             "-f", "rawvideo", "-pix_fmt", self.pix_fmt_in, "-s", f"{self.width}x{self.height}",
             "-framerate", self.fps, "-i", "pipe:0",
-            "-map", "0:v", "-map_metadata", "-1", *_FFV1_ARGS, "-pix_fmt", out_fmt,
+            "-map", "0:v", "-map_metadata", "-1", *codec_args, "-pix_fmt", out_fmt,
             "-fps_mode", "passthrough", *BITEXACT_FLAGS,
         ]
         for k, v in sorted(self.metadata.items()):

@@ -270,6 +270,24 @@ def test_framewriter_lossless_deterministic_atomic(tmp_path):
     assert probe(tmp_path / "g.mkv").pix_fmt == "gray"
     assert np.array_equal(np.stack(list(iter_frames(tmp_path / "g.mkv"))), gray)
 
+    # the shot work files' codec: lossless RGB too, same bytes for the same frames, any threads
+    assert media.WORK_CODEC == "utvideo"
+    for name in ("u1.mkv", "u2.mkv"):
+        with FrameWriter(tmp_path / name, 30, 20, "24000/1001", codec=media.WORK_CODEC) as w:
+            for f in rgb:
+                w.write(f)
+    assert (tmp_path / "u1.mkv").read_bytes() == (tmp_path / "u2.mkv").read_bytes()
+    info = probe(tmp_path / "u1.mkv")
+    assert (info.video_codec, info.pix_fmt, info.n_frames) == ("utvideo", "gbrp", 5)
+    assert media._video_meta(tmp_path / "u1.mkv").intra_only
+    assert np.array_equal(np.stack(list(iter_frames(tmp_path / "u1.mkv", pix_fmt="rgb24"))), rgb)
+    assert np.array_equal(np.stack(list(iter_frames(tmp_path / "u1.mkv", 2, 4, pix_fmt="rgb24"))),
+                          rgb[2:4])
+    with pytest.raises(ValueError, match="gray frames with codec='ffv1'"):
+        FrameWriter(tmp_path / "ug.mkv", 30, 20, 25, pix_fmt_in="gray", codec="utvideo")
+    with pytest.raises(ValueError, match="codec must be"):
+        FrameWriter(tmp_path / "x.mkv", 30, 20, 25, codec="h264")
+
     # validation
     with pytest.raises(ValueError, match="shape"):
         with FrameWriter(tmp_path / "bad.mkv", 30, 20, 25) as w:
@@ -283,7 +301,7 @@ def test_framewriter_lossless_deterministic_atomic(tmp_path):
             w.write(rgb[0])
             raise RuntimeError("consumer failed")
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    assert leftovers == ["a.mkv", "b.mkv", "g.mkv"]
+    assert leftovers == ["a.mkv", "b.mkv", "g.mkv", "u1.mkv", "u2.mkv"]
 
 
 def test_fixity_helpers(clips, tmp_path):
