@@ -1028,8 +1028,8 @@ class FrameWriter:
         on a clean exit; the temporary file is removed if an exception leaves the block.
     width, height : frame size in pixels.
     fps : exact frame rate ("24000/1001", Fraction, int).
-    pix_fmt_in : ``"rgb24"`` (frames (H, W, 3), stored as FFV1 RGB) or ``"gray"`` (frames
-        (H, W), stored as FFV1 gray).
+    pix_fmt_in : ``"rgb24"`` (frames (H, W, 3), stored as RGB) or ``"gray"`` (frames (H, W),
+        stored as FFV1 gray).
     metadata : container tags (str -> str).
     codec : ``"ffv1"`` (default) or ``"utvideo"`` (RGB only; :data:`WORK_CODEC`, for shot work
         files that are decoded again soon).
