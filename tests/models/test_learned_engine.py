@@ -278,9 +278,21 @@ def test_selection_clips_have_sprites_from_stills_training_never_sees(monkeypatc
 def test_select_postprocess_picks_from_its_grids_on_synthetic_clips():
     from reel.tasks.colorizers.learned import select_postprocess
 
+    def video_fn(names):  # a panning colour shot per held-out video (no download in tests)
+        ramp = np.linspace(0, 255, 160, dtype=np.float32)
+        shot = np.stack([np.stack([np.roll(ramp, 3 * t)[None].repeat(72, 0),
+                                   np.full((72, 160), 40 + 8 * t, np.float32),
+                                   np.roll(ramp[::-1], 2 * t)[None].repeat(72, 0)], -1)
+                         for t in range(12)]).astype(np.uint8)
+        assert tuple(names) == VAL_VIDEOS
+        return {n: [shot] for n in names}
+
+    from reel.models.refcolor_train import VAL_VIDEOS
+
     kw = dict(clips=2, frames=5, size=(48, 64), bands=[(0.0, 0.0), (0.2, 0.6)],
-              blends=(0.5, 1.0), new_blends=(1.0, 0.5))
+              blends=(0.5, 1.0), new_blends=(1.0, 0.5), video_clips=2, video_fn=video_fn)
     r = select_postprocess(**kw)
+    assert {k: v["clips"] for k, v in r["by_part"].items()} == {"synthetic": 2, "video": 2}
     assert (r["gate_low"], r["gate_high"]) in kw["bands"]
     assert r["gates"][(r["gate_low"], r["gate_high"])] == max(r["gates"].values())
     assert set(r["blend_rows"]) == {(0.5, 1.0), (1.0, 1.0), (0.5, 0.5), (1.0, 0.5)}

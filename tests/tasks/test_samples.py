@@ -90,3 +90,23 @@ def test_rebuild_is_idempotent(built):
     after = {p: p.stat().st_mtime_ns for p in (dest / "collections").rglob("*") if p.is_file()}
     assert before == after
     assert again["bikes"] == cols["bikes"]
+
+
+def test_training_video_is_fetched_verified_and_split_into_shots(built):
+    dest, _ = built
+    paths = samples.fetch_training_videos(["cockatoo"], dest)      # python3-imageio, 3 MB
+    path = paths["cockatoo"]
+    assert path == dest / "video" / "cockatoo.mp4"
+    assert sha256_file(path).startswith(samples.TRAINING_VIDEOS["cockatoo"].sha256_prefix)
+    mtime = path.stat().st_mtime_ns
+    assert samples.fetch_training_videos(["cockatoo"], dest) == paths   # cache hit
+    assert path.stat().st_mtime_ns == mtime
+    shots = samples.video_shots_rgb(path, width_px=160, min_shot_frames=12)
+    info = probe(path)
+    assert shots and all(s.dtype == np.uint8 and s.shape[1:] == (90, 160, 3) for s in shots)
+    assert all(len(s) >= 12 for s in shots) and sum(map(len, shots)) <= info.n_frames
+    # the frames are the video's own (colour), in order: the first shot starts at frame 0
+    first = next(iter_frames(path, 0, 1, pix_fmt="rgb24", width=160))
+    assert np.array_equal(shots[0][0], first) and first.std(axis=2).mean() > 2
+    with pytest.raises(samples.SampleError, match="unknown training video"):
+        samples.fetch_training_videos(["bikes"], dest)
