@@ -518,8 +518,8 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         video_desc = (
             f" Real colour video (Debian packages, reel.tasks.samples.TRAINING_VIDEOS): train "
             f"{n_video} clips from {', '.join(TRAIN_VIDEOS)}; validation {n_val_video} clips "
-            f"from {', '.join(VAL_VIDEOS)} (held out, metrics prefixed video_); every 1st to "
-            f"{stride}th frame of a detected shot, random crop and scale.")
+            f"from {', '.join(VAL_VIDEOS)} (held out, metrics prefixed video_); every k-th frame "
+            f"(k = 1..{stride}) of a detected shot, random crop and scale.")
     data_desc = (
         f"Synthetic clips ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import reel
+from reel.flows.ingest import FILM_SUFFIXES
 
 EXPERIMENT = "reel-benchmarks"
 
@@ -119,8 +120,9 @@ def _clean(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_./ " else "_" for ch in s)
 
 
-#: Video suffixes a benchmark dataset folder is scanned for.
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ogv", ".webm", ".mxf", ".m4v")
+#: Video suffixes a benchmark dataset folder is scanned for: those ingest accepts as films
+#: (MPEG-2 ``.mpg``/``.ts``, DV, ... included).
+VIDEO_SUFFIXES = tuple(sorted(FILM_SUFFIXES))
 
 
 def read_cuts(path: str | Path) -> list[int]:

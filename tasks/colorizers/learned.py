@@ -52,9 +52,10 @@ from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
 from reel.tasks.colorizers.flowtools import warp
 
 DEFAULT_CHECKPOINT = "refcolor"
-#: residual post-processing defaults, chosen by :func:`select_postprocess` on the trainer's
-#: held-out synthetic validation clips (see docs/models.md)
-GATE_LOW, GATE_HIGH, TEMPORAL_BLEND, NEW_CONTENT_BLEND = 0.0, 0.0, 0.05, 0.5
+#: residual post-processing defaults (version 5), chosen by :func:`select_postprocess` on
+#: held-out clips (synthetic from unseen stills + clips of held-out real videos; see
+#: docs/models.md)
+GATE_LOW, GATE_HIGH, TEMPORAL_BLEND, NEW_CONTENT_BLEND = 0.0, 0.0, 0.25, 1.0
 
 
 class _ClassicalTap(ExemplarPropagateColorizer):
@@ -442,7 +443,7 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
     """
 
     name = "learned-refcolor"
-    version = "4"
+    version = "5"
     uses_gpu = True
     two_pass = True
 

@@ -241,7 +241,8 @@ def test_temporal_filter_damps_residual_changes_on_a_static_shot(monkeypatch):
         return out
 
     monkeypatch.setattr(learned, "filter_residual", recording)
-    _run(COLORIZERS.create("learned-refcolor", device="cpu", temporal_blend=0.25), clip, [frame])
+    _run(COLORIZERS.create("learned-refcolor", device="cpu", temporal_blend=0.25,
+                                     new_content_blend=0.5), clip, [frame])
     raw = np.stack([r for r, _ in seen])
     filt = np.stack([f for _, f in seen])
     assert len(seen) == 8 and np.array_equal(filt[0], raw[0])  # the shot's first frame: as is
