@@ -799,18 +799,33 @@ def benchmark_colorize(
         help="Comma-separated engines, each optionally name:key=value;key=value "
              "(default: all colorization engines).")] = None,
     analysis_width_px: Annotated[int, typer.Option(help="Analysis width of every engine.")] = 320,
+    held_out: Annotated[bool, typer.Option(
+        "--held-out", help="Instead of the default clips, the real colour videos held out from "
+                           "learned-refcolor's training (city, diver; fetched from Debian "
+                           "packages): the protocol that chose its checkpoint.")] = False,
     mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
 ) -> None:
     """Colorization: every method on gray versions of colour videos; PSNR, SSIM, CDC, warp error."""
     from reel.flows.benchmarks import colorize as bench
     from reel.registry import UnknownEngineError
+    from reel.tasks.samples import SampleError
 
     s = get_settings()
     s.ensure_dirs()
     names = _bench_names(methods, bench.DEFAULT_METHODS)
-    with _bench_errors((UnknownEngineError, FileNotFoundError, ValueError, ImportError),
+    if held_out and dataset is not None:
+        _fail("--held-out and --dataset choose the videos in two ways", "give one of them")
+    with _bench_errors((UnknownEngineError, FileNotFoundError, ValueError, ImportError,
+                        SampleError),
                        "engines: reel engines; a dataset folder holds colour videos"):
-        videos = _bench_videos(bench, dataset, s.samples_dir)
+        if held_out:
+            from reel.models.refcolor_train import VAL_VIDEOS
+            from reel.tasks.samples import fetch_training_videos
+
+            with console.status("fetching the held-out videos (cached)…"):
+                videos = list(fetch_training_videos(VAL_VIDEOS, s.samples_dir).values())
+        else:
+            videos = _bench_videos(bench, dataset, s.samples_dir)
         with console.status("running…") as st:
             rows = bench.run_benchmark(videos, out, methods=names,
                                        analysis_width_px=analysis_width_px, log_mlflow=mlflow,

@@ -105,3 +105,37 @@ def test_benchmark_cli(reel_home, dataset, tmp_path):
     bad = runner.invoke(app, ["benchmark", "colorize", "--dataset", str(dataset), "--out", str(out),
                               "--methods", "nope", "--no-mlflow"])
     assert bad.exit_code != 0 and "nope" in bad.output
+
+
+def test_benchmark_cli_refuses_held_out_with_a_dataset(dataset, tmp_path):
+    res = CliRunner().invoke(app, ["benchmark", "colorize", "--held-out", "--dataset",
+                                   str(dataset), "--out", str(tmp_path / "x"), "--no-mlflow"])
+    assert res.exit_code != 0 and "--held-out and --dataset" in " ".join(res.output.split())
+    assert not (tmp_path / "x").exists()
+
+
+def test_dataset_folders_take_every_film_suffix_ingest_takes(tmp_path):
+    from reel.flows.benchmarks.common import VIDEO_SUFFIXES, dataset_videos
+    from reel.flows.ingest import FILM_SUFFIXES
+
+    assert set(VIDEO_SUFFIXES) == FILM_SUFFIXES and ".mpg" in VIDEO_SUFFIXES
+    for name in ("a.mpg", "b.ts", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in dataset_videos(tmp_path)] == ["a.mpg", "b.ts"]
+
+
+@pytest.mark.slow
+def test_benchmark_cli_runs_on_the_held_out_videos(reel_home, tmp_path):
+    import shutil
+
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available (the held-out videos come from Debian packages)")
+    out = tmp_path / "held-out"
+    res = CliRunner().invoke(app, ["benchmark", "colorize", "--held-out", "--out", str(out),
+                                   "--methods", "gray", "--analysis-width-px", "160",
+                                   "--no-mlflow"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((out / "colorize.csv").open()))
+    gray = {r["video"]: r for r in rows if r["method"] == "gray"}
+    assert set(gray) == {"cityCC0", "diver", "mean"}
+    assert all(10.0 < float(r["psnr"]) < 60.0 for r in gray.values())
