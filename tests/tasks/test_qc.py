@@ -132,6 +132,24 @@ def test_psnr_ssim_de_identical():
     assert qc.ssim(f[..., 0], f[..., 0]) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("shape", [(136, 320, 3), (50, 37), (11, 11), (11, 40, 3)])
+def test_ssim_equals_scikit_image(shape):
+    """reel's OpenCV SSIM = skimage.metrics.structural_similarity with reel's settings."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-60, 60, shape), 0, 255).astype(np.uint8)
+    b[: shape[0] // 3] = 255 - b[: shape[0] // 3]          # structure changes in a band
+    ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=255,
+                                channel_axis=-1 if a.ndim == 3 else None)
+    assert qc.ssim(a, b) == pytest.approx(ref, abs=1e-10)
+    assert -1.0 <= qc.ssim(a, b) < 0.9
+    with pytest.raises(ValueError, match="sides >= 11"):
+        qc.ssim(a[:10], b[:10])
+
+
 def test_luminance_psnr_of_recombined_frame_is_high():
     g = (_texture()[:, :W] * 255).astype(np.uint8)
     L = gray_to_L(g)
