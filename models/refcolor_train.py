@@ -208,6 +208,23 @@ def synthesize_clip(image_lab: np.ndarray, sprite_lab: np.ndarray | None,
     return out
 
 
+def _with_classical(cut: Callable[[int], np.ndarray], n_clips: int, classical_fn: ClassicalFn,
+                    *, frames: int, size: tuple[int, int],
+                    progress: Callable[[int, int], None] | None) -> dict[str, np.ndarray]:
+    """Clips ``cut(0..n_clips-1)`` (float32 Lab (T, H, W, 3)) with the classical engine run on
+    each (reference = the clip's first frame), as the float16 arrays of :func:`build_dataset`."""
+    labs = np.empty((n_clips, frames, *size, 3), np.float16)
+    abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
+    confs = np.empty((n_clips, frames, *size), np.float16)
+    for i in range(n_clips):
+        clip = cut(i)
+        ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
+        labs[i], abs_[i], confs[i] = clip, ab, conf
+        if progress:
+            progress(i + 1, n_clips)
+    return {"lab": labs, "ab_cls": abs_, "conf": confs}
+
+
 def build_dataset(images: Sequence[str], n_clips: int, classical_fn: ClassicalFn, *,
                   frames: int, size: tuple[int, int], seed: int,
                   late_sprite_prob: float = 0.0, cache_dir: Path | None = None,
@@ -220,20 +237,16 @@ def build_dataset(images: Sequence[str], n_clips: int, classical_fn: ClassicalFn
     def build() -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
         stills = [load_still(s) for s in images]
-        labs = np.empty((n_clips, frames, *size, 3), np.float16)
-        abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
-        confs = np.empty((n_clips, frames, *size), np.float16)
-        for i in range(n_clips):
+
+        def cut(i: int) -> np.ndarray:
             j = i % len(stills)
             other = stills[(j + 1 + int(rng.integers(0, max(len(stills) - 1, 1)))) % len(stills)]
             sprite = other if (rng.random() < 0.7 and len(stills) > 1) else None
-            clip = synthesize_clip(stills[j], sprite, rng, frames=frames, size=size,
+            return synthesize_clip(stills[j], sprite, rng, frames=frames, size=size,
                                    late_sprite_prob=late_sprite_prob)
-            ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
-            labs[i], abs_[i], confs[i] = clip, ab, conf
-            if progress:
-                progress(i + 1, n_clips)
-        return {"lab": labs, "ab_cls": abs_, "conf": confs}
+
+        return _with_classical(cut, n_clips, classical_fn, frames=frames, size=size,
+                               progress=progress)
 
     return cached_npz(cache_dir, "refcolor",
                       [DATA_VERSION, list(images), n_clips, frames, list(size), seed,
@@ -297,19 +310,15 @@ def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
 
     def build() -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
-        labs = np.empty((n_clips, frames, *size, 3), np.float16)
-        abs_ = np.empty((n_clips, frames, *size, 2), np.float16)
-        confs = np.empty((n_clips, frames, *size), np.float16)
-        for i in range(n_clips):
+
+        def cut(i: int) -> np.ndarray:
             cand = usable[names[i % len(names)]]
             lengths = np.array([len(s) - frames + 1 for s in cand], np.float64)
             shot = cand[int(rng.choice(len(cand), p=lengths / lengths.sum()))]
-            clip = cut_video_clip(shot, rng, frames=frames, size=size, max_stride=max_stride)
-            ab, conf = classical_fn([f[..., 0].copy() for f in clip], clip[0].copy())
-            labs[i], abs_[i], confs[i] = clip, ab, conf
-            if progress:
-                progress(i + 1, n_clips)
-        return {"lab": labs, "ab_cls": abs_, "conf": confs}
+            return cut_video_clip(shot, rng, frames=frames, size=size, max_stride=max_stride)
+
+        return _with_classical(cut, n_clips, classical_fn, frames=frames, size=size,
+                               progress=progress)
 
     key = [VIDEO_DATA_VERSION, {n: [list(s.shape) for s in shots[n]] for n in names}, n_clips,
            frames, list(size), seed, max_stride]
@@ -511,7 +520,8 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
 
     history, metrics, val_history, train_s = fit_and_validate(
         model, opt, batch_fn, lambda m, b: refcolor_loss(m, b, warp_w, temporal_w),
-        lambda m: validate(m, val, val_video, device), steps=steps, seed=options.seed, device=device,
+        lambda m: validate(m, val, val_video, device), steps=steps, seed=options.seed,
+        device=device,
         scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
     video_desc = ""
     if n_video > 0 or n_val_video > 0:
