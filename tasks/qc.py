@@ -377,7 +377,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
     Computed with OpenCV's separable Gaussian filter in float64 with the same kernel (11 taps,
     σ = 1.5, mirrored borders) and the same 5-pixel crop of the SSIM map as scikit-image, which
-    it matches to ~1e-12 (tested) at about a fifth of the time.
+    it matches to 1e-10 (tested; 1e-15 measured) in about a third of the time (0.037 against
+    0.104 s for a 720×405 RGB pair).
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
