@@ -110,6 +110,9 @@ class RefColorTrainDefaults:
     #: synthetic ones), and validation clips from the held-out :data:`VAL_VIDEOS`
     video_clips: int = 128
     val_video_clips: int = 12
+    #: names of the training videos (``--param 'train_videos=[...]'``); must not include one of
+    #: the held-out :data:`VAL_VIDEOS`
+    train_videos: tuple[str, ...] = TRAIN_VIDEOS
     #: a video clip takes every k-th frame of its shot, k drawn from 1..video_max_stride
     video_max_stride: int = 2
     #: RefColorConfig fields of the shipped network (none: the defaults)
@@ -482,6 +485,11 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     n_video = int(ex.get("video_clips", d.video_clips))
     n_val_video = int(ex.get("val_video_clips", d.val_video_clips))
     stride = int(ex.get("video_max_stride", d.video_max_stride))
+    train_videos = tuple(ex.get("train_videos", d.train_videos))
+    leaked = sorted(set(train_videos) & set(VAL_VIDEOS))
+    if leaked:
+        raise ValueError(f"train_videos must not include the held-out video(s) "
+                         f"{', '.join(leaked)} (VAL_VIDEOS)")
     video_fn = ex.pop("video_fn", None)
     if (n_video > 0 or n_val_video > 0) and video_fn is None:
         raise ValueError("video clips need options.extra['video_fn'] (run it through "
@@ -498,7 +506,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         val_video = None
         if n_video > 0:
             train = concat_datasets(train, build_video_dataset(
-                video_fn(TRAIN_VIDEOS), n_video, classical_fn, frames=frames, size=size,
+                video_fn(train_videos), n_video, classical_fn, frames=frames, size=size,
                 seed=options.seed + 2000, max_stride=stride, cache_dir=options.work_dir))
         if n_val_video > 0:
             val_video = build_video_dataset(
@@ -527,7 +535,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     if n_video > 0 or n_val_video > 0:
         video_desc = (
             f" Real colour video (Debian packages, reel.tasks.samples.TRAINING_VIDEOS): train "
-            f"{n_video} clips from {', '.join(TRAIN_VIDEOS)}; validation {n_val_video} clips "
+            f"{n_video} clips from {', '.join(train_videos)}; validation {n_val_video} clips "
             f"from {', '.join(VAL_VIDEOS)} (held out, metrics prefixed video_); every k-th frame "
             f"(k = 1..{stride}) of a detected shot, random crop and scale.")
     data_desc = (
@@ -554,7 +562,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "warp_loss_weight": warp_w,
                 "temporal_loss_weight": temporal_w, "late_sprite_prob": late,
                 "video_clips": n_video, "val_video_clips": n_val_video,
-                "video_max_stride": stride,
+                "video_max_stride": stride, "train_videos": ",".join(train_videos),
                 "threads": torch.get_num_threads(), "seed": options.seed,
                 "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)

