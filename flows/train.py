@@ -124,23 +124,25 @@ def _logger():
 
 def trainer_inputs(name: str) -> dict[str, Any]:
     """Task-level callables a trainer needs (models never import tasks; the flow wires them):
-    ``refcolor`` gets ``classical_fn`` = exemplar-propagate's analysis-grid output and
-    ``video_fn`` = the shots of real colour videos fetched from Debian packages into
+    ``refcolor`` gets ``classical_fn`` = exemplar-propagate's analysis-grid output; ``harmonize``
+    the composite generator, ``fuse`` the edit generator, band weight and ``guided`` prior; all
+    three get ``video_fn`` = the shots of real colour videos fetched from Debian packages into
     ``settings.samples_dir`` (only called when the run asks for video clips)."""
+    from reel.tasks.samples import training_video_shots
+
     if name == "refcolor":
         from reel.tasks.colorizers.learned import classical_analysis
-        from reel.tasks.samples import training_video_shots
 
         return {"classical_fn": classical_analysis,
                 "video_fn": training_video_shots}
     if name == "harmonize":
         from reel.tasks.composites import make_composite
-        return {"composite_fn": make_composite}
+        return {"composite_fn": make_composite, "video_fn": training_video_shots}
     if name == "fuse":
         from reel.tasks.edit import synthetic_regional_edit
         from reel.tasks.fusers import band_weight
         return {"edit_fn": synthetic_regional_edit, "band_fn": band_weight,
-                "prior_fn": guided_alpha}
+                "prior_fn": guided_alpha, "video_fn": training_video_shots}
     return {}
 
 

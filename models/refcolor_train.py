@@ -293,38 +293,56 @@ def cut_video_clip(shot_rgb: np.ndarray, rng: np.random.Generator, *, frames: in
     return out
 
 
-def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
-                        classical_fn: ClassicalFn, *, frames: int, size: tuple[int, int],
-                        seed: int, max_stride: int = 2, cache_dir: Path | None = None,
-                        progress: Callable[[int, int], None] | None = None
-                        ) -> dict[str, np.ndarray]:
-    """``n_clips`` clips cut from real video shots (:func:`cut_video_clip`), the videos taken in
-    turn and a shot drawn in proportion to its usable length; reference = the clip's first
-    frame; the classical engine run on each (cached as .npz keyed by the videos' names and
-    shot shapes). Same arrays as :func:`build_dataset`.
+def video_clip_cutter(shots: dict[str, list[np.ndarray]], *, frames: int,
+                      size: tuple[int, int], max_stride: int = 2
+                      ) -> Callable[[int, np.random.Generator], np.ndarray]:
+    """``cut(i, rng)``: clip ``i`` (:func:`cut_video_clip`) of real video shots, the videos
+    taken in turn (sorted by name) and a shot drawn in proportion to its usable length.
+
+    Raises ValueError when a video has no shot of ``frames`` frames of ``size`` (also used by
+    the harmonize and fuse trainers).
     """
     names = sorted(shots)
     usable = {n: [s for s in shots[n] if len(s) >= frames and s.shape[1] >= size[0]
                   and s.shape[2] >= size[1]] for n in names}
     empty = [n for n in names if not usable[n]]
-    if n_clips > 0 and (not names or empty):
+    if not names or empty:
         raise ValueError(f"no shot of at least {frames} frames of {size} in video(s) "
                          f"{', '.join(empty) or '(none given)'}")
 
+    def cut(i: int, rng: np.random.Generator) -> np.ndarray:
+        cand = usable[names[i % len(names)]]
+        lengths = np.array([len(s) - frames + 1 for s in cand], np.float64)
+        shot = cand[int(rng.choice(len(cand), p=lengths / lengths.sum()))]
+        return cut_video_clip(shot, rng, frames=frames, size=size, max_stride=max_stride)
+
+    return cut
+
+
+def video_shapes_key(shots: dict[str, list[np.ndarray]]) -> dict[str, list[list[int]]]:
+    """Cache-key part naming real video shots: ``{video: [shot shape, ...]}``."""
+    return {n: [list(s.shape) for s in shots[n]] for n in sorted(shots)}
+
+
+def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
+                        classical_fn: ClassicalFn, *, frames: int, size: tuple[int, int],
+                        seed: int, max_stride: int = 2, cache_dir: Path | None = None,
+                        progress: Callable[[int, int], None] | None = None
+                        ) -> dict[str, np.ndarray]:
+    """``n_clips`` clips cut from real video shots (:func:`video_clip_cutter`); reference = the
+    clip's first frame; the classical engine run on each (cached as .npz keyed by the videos'
+    names and shot shapes). Same arrays as :func:`build_dataset`.
+    """
+    cutter = (video_clip_cutter(shots, frames=frames, size=size, max_stride=max_stride)
+              if n_clips > 0 else None)
+
     def build() -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
+        return _with_classical(lambda i: cutter(i, rng), n_clips, classical_fn, frames=frames,
+                               size=size, progress=progress)
 
-        def cut(i: int) -> np.ndarray:
-            cand = usable[names[i % len(names)]]
-            lengths = np.array([len(s) - frames + 1 for s in cand], np.float64)
-            shot = cand[int(rng.choice(len(cand), p=lengths / lengths.sum()))]
-            return cut_video_clip(shot, rng, frames=frames, size=size, max_stride=max_stride)
-
-        return _with_classical(cut, n_clips, classical_fn, frames=frames, size=size,
-                               progress=progress)
-
-    key = [VIDEO_DATA_VERSION, {n: [list(s.shape) for s in shots[n]] for n in names}, n_clips,
-           frames, list(size), seed, max_stride]
+    key = [VIDEO_DATA_VERSION, video_shapes_key(shots), n_clips, frames, list(size), seed,
+           max_stride]
     return cached_npz(cache_dir, "refcolor-video", key, build)
 
 
@@ -332,6 +350,70 @@ def concat_datasets(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Clip datasets joined along the clip axis (empty parts skipped)."""
     parts = tuple(p for p in parts if len(p["lab"]))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoOptions:
+    """Real-video clip options of a trainer (``video_clips``, ``val_video_clips``,
+    ``video_max_stride``, ``train_videos`` and the injected ``video_fn``)."""
+
+    train_clips: int
+    val_clips: int
+    max_stride: int
+    train_videos: tuple[str, ...]
+    video_fn: VideoFn | None
+
+    def train_shots(self) -> dict[str, list[np.ndarray]]:
+        return self.video_fn(self.train_videos) if self.train_clips > 0 else {}
+
+    def val_shots(self) -> dict[str, list[np.ndarray]]:
+        return self.video_fn(VAL_VIDEOS) if self.val_clips > 0 else {}
+
+    def description(self) -> str:
+        if self.train_clips <= 0 and self.val_clips <= 0:
+            return ""
+        return (f" Real colour video (Debian packages, reel.tasks.samples.TRAINING_VIDEOS): "
+                f"train {self.train_clips} clips from {', '.join(self.train_videos)}; "
+                f"validation {self.val_clips} clips from {', '.join(VAL_VIDEOS)} (held out, "
+                f"metrics prefixed video_); every k-th frame (k = 1..{self.max_stride}) of a "
+                "detected shot, random crop and scale.")
+
+    def params(self) -> dict[str, Any]:
+        return {"video_clips": self.train_clips, "val_video_clips": self.val_clips,
+                "video_max_stride": self.max_stride, "train_videos": ",".join(self.train_videos)}
+
+
+def video_options(extra: dict[str, Any], defaults: Any, trainer: str) -> VideoOptions:
+    """Resolve a trainer's real-video options from ``extra`` (``video_fn`` is popped) over its
+    ``defaults`` dataclass (fields ``video_clips``, ``val_video_clips``, ``video_max_stride``,
+    ``train_videos``). Raises ValueError when a held-out video is asked for training or when
+    clips are asked without a ``video_fn``.
+
+    >>> @dataclasses.dataclass
+    ... class D:
+    ...     video_clips: int = 0; val_video_clips: int = 0; video_max_stride: int = 2
+    ...     train_videos: tuple = TRAIN_VIDEOS
+    >>> video_options({"train_videos": ["tree", "city"]}, D(), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: train_videos must not include the held-out video(s) city (VAL_VIDEOS)
+    """
+    d = defaults
+    opts = VideoOptions(
+        train_clips=int(extra.get("video_clips", d.video_clips)),
+        val_clips=int(extra.get("val_video_clips", d.val_video_clips)),
+        max_stride=int(extra.get("video_max_stride", d.video_max_stride)),
+        train_videos=tuple(extra.get("train_videos", d.train_videos)),
+        video_fn=extra.pop("video_fn", None))
+    leaked = sorted(set(opts.train_videos) & set(VAL_VIDEOS))
+    if leaked:
+        raise ValueError(f"train_videos must not include the held-out video(s) "
+                         f"{', '.join(leaked)} (VAL_VIDEOS)")
+    if (opts.train_clips > 0 or opts.val_clips > 0) and opts.video_fn is None:
+        raise ValueError("video clips need options.extra['video_fn'] (run it through "
+                         f"reel.flows.train.train_model / `reel train {trainer}`), or set "
+                         "video_clips=0 and val_video_clips=0")
+    return opts
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, centres: np.ndarray, *,
@@ -482,19 +564,9 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     warp_w = float(ex.get("warp_loss_weight", d.warp_loss_weight))
     temporal_w = float(ex.get("temporal_loss_weight", d.temporal_loss_weight))
     late = float(ex.get("late_sprite_prob", d.late_sprite_prob))
-    n_video = int(ex.get("video_clips", d.video_clips))
-    n_val_video = int(ex.get("val_video_clips", d.val_video_clips))
-    stride = int(ex.get("video_max_stride", d.video_max_stride))
-    train_videos = tuple(ex.get("train_videos", d.train_videos))
-    leaked = sorted(set(train_videos) & set(VAL_VIDEOS))
-    if leaked:
-        raise ValueError(f"train_videos must not include the held-out video(s) "
-                         f"{', '.join(leaked)} (VAL_VIDEOS)")
-    video_fn = ex.pop("video_fn", None)
-    if (n_video > 0 or n_val_video > 0) and video_fn is None:
-        raise ValueError("video clips need options.extra['video_fn'] (run it through "
-                         "reel.flows.train.train_model / `reel train refcolor`), or set "
-                         "video_clips=0 and val_video_clips=0")
+    vid = video_options(ex, d, "refcolor")
+    n_video, n_val_video, stride = vid.train_clips, vid.val_clips, vid.max_stride
+    train_videos, video_fn = vid.train_videos, vid.video_fn
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
@@ -531,13 +603,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         lambda m: validate(m, val, val_video, device), steps=steps, seed=options.seed,
         device=device,
         scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
-    video_desc = ""
-    if n_video > 0 or n_val_video > 0:
-        video_desc = (
-            f" Real colour video (Debian packages, reel.tasks.samples.TRAINING_VIDEOS): train "
-            f"{n_video} clips from {', '.join(train_videos)}; validation {n_val_video} clips "
-            f"from {', '.join(VAL_VIDEOS)} (held out, metrics prefixed video_); every k-th frame "
-            f"(k = 1..{stride}) of a detected shot, random crop and scale.")
+    video_desc = vid.description()
     data_desc = (
         f"Synthetic clips ({frames} frames, {size[0]}x{size[1]}) from stills: train "
         f"{n_clips} clips from {', '.join(TRAIN_IMAGES)}; validation {n_val} clips from "
@@ -561,8 +627,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "warp_loss_weight": warp_w,
                 "temporal_loss_weight": temporal_w, "late_sprite_prob": late,
-                "video_clips": n_video, "val_video_clips": n_val_video,
-                "video_max_stride": stride, "train_videos": ",".join(train_videos),
+                **vid.params(),
                 "threads": torch.get_num_threads(), "seed": options.seed,
                 "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)
@@ -570,5 +635,6 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
 
 __all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_IMAGES",
            "TRAIN_VIDEOS", "VAL_VIDEOS", "build_dataset", "build_video_dataset",
-           "concat_datasets", "cut_video_clip", "evaluate", "load_still", "make_batch",
+           "concat_datasets", "cut_video_clip", "video_clip_cutter", "video_options",
+           "video_shapes_key", "VideoOptions", "evaluate", "load_still", "make_batch",
            "refcolor_loss", "synthesize_clip", "train_refcolor", "validate"]

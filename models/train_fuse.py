@@ -43,7 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from reel.models.fuse_net import FuseConfig, FuseNet
-from reel.models.refcolor_train import TRAIN_IMAGES, VAL_IMAGES, load_still
+from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, concat_datasets,
+                                        load_still, video_clip_cutter, video_options,
+                                        video_shapes_key)
 from reel.models.train_harmonize import camera_clip, lab_to_rgb_u8
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
@@ -76,6 +78,41 @@ class FuseTrainDefaults:
     prior: str = "input"
     val_every: int = 300
     threads: int | None = 1
+    #: clips cut from real colour videos (reel.models.refcolor_train.video_clip_cutter) added
+    #: to the still clips for training, and held-out video clips for validation (metrics
+    #: ``video_*``); 0 for the shipped checkpoint
+    video_clips: int = 0
+    val_video_clips: int = 0
+    video_max_stride: int = 2
+    train_videos: tuple[str, ...] = TRAIN_VIDEOS
+
+
+def _edited_clips(cut: Callable[[int], np.ndarray], n_clips: int, edit_fn: EditFn,
+                  band_fn: BandFn, *, frames: int, size: tuple[int, int], seed: int,
+                  band_px: float, prior_fn: PriorFn | None) -> dict[str, np.ndarray]:
+    """Regional edits of the Lab clips ``cut(0..n_clips-1)`` (arrays of :func:`build_dataset`)."""
+    shape = (n_clips, frames, *size)
+    data = {"L": np.empty(shape, np.float16), "ab": np.empty(shape + (2,), np.float16),
+            "ab_edited": np.empty(shape + (2,), np.float16),
+            "ab_ideal": np.empty(shape + (2,), np.float16),
+            "coarse": np.empty(shape, np.uint8), "true": np.empty(shape, np.uint8),
+            "eval_band": np.empty(shape, np.uint8), "band": np.empty(shape, np.float16)}
+    if prior_fn is not None:
+        data["prior"] = np.empty(shape, np.float16)
+    for i in range(n_clips):
+        s = edit_fn(lab_to_rgb_u8(cut(i)), seed=seed * 100003 + i, band_px=band_px)
+        data["L"][i] = s.L
+        data["ab"][i] = s.ab
+        data["ab_edited"][i] = s.ab_edited
+        data["ab_ideal"][i] = s.ab_ideal
+        data["coarse"][i] = s.coarse_mask > 0.5
+        data["true"][i] = s.true_mask > 0.5
+        data["eval_band"][i] = s.band
+        data["band"][i] = np.stack([band_fn((m > 0.5).astype(np.uint8), band_px)
+                                    for m in s.coarse_mask])
+        if prior_fn is not None:
+            data["prior"][i] = prior_fn(s.L, s.coarse_mask)
+    return data
 
 
 def build_dataset(images: Sequence[str], n_clips: int, edit_fn: EditFn, band_fn: BandFn, *,
@@ -91,33 +128,34 @@ def build_dataset(images: Sequence[str], n_clips: int, edit_fn: EditFn, band_fn:
     def build() -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
         stills = [load_still(s) for s in images]
-        shape = (n_clips, frames, *size)
-        data = {"L": np.empty(shape, np.float16), "ab": np.empty(shape + (2,), np.float16),
-                "ab_edited": np.empty(shape + (2,), np.float16),
-                "ab_ideal": np.empty(shape + (2,), np.float16),
-                "coarse": np.empty(shape, np.uint8), "true": np.empty(shape, np.uint8),
-                "eval_band": np.empty(shape, np.uint8), "band": np.empty(shape, np.float16)}
-        if prior_fn is not None:
-            data["prior"] = np.empty(shape, np.float16)
-        for i in range(n_clips):
-            clip, _ = camera_clip(stills[i % len(stills)], None, rng, frames=frames, size=size)
-            s = edit_fn(lab_to_rgb_u8(clip), seed=seed * 100003 + i, band_px=band_px)
-            data["L"][i] = s.L
-            data["ab"][i] = s.ab
-            data["ab_edited"][i] = s.ab_edited
-            data["ab_ideal"][i] = s.ab_ideal
-            data["coarse"][i] = s.coarse_mask > 0.5
-            data["true"][i] = s.true_mask > 0.5
-            data["eval_band"][i] = s.band
-            data["band"][i] = np.stack([band_fn((m > 0.5).astype(np.uint8), band_px)
-                                        for m in s.coarse_mask])
-            if prior_fn is not None:
-                data["prior"][i] = prior_fn(s.L, s.coarse_mask)
-        return data
+        return _edited_clips(
+            lambda i: camera_clip(stills[i % len(stills)], None, rng, frames=frames,
+                                  size=size)[0],
+            n_clips, edit_fn, band_fn, frames=frames, size=size, seed=seed, band_px=band_px,
+            prior_fn=prior_fn)
 
     return cached_npz(cache_dir, "fuse",
                       [DATA_VERSION, list(images), n_clips, frames, list(size), seed, band_px,
                        prior_fn is not None], build)
+
+
+def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int, edit_fn: EditFn,
+                        band_fn: BandFn, *, frames: int, size: tuple[int, int], seed: int,
+                        band_px: float, max_stride: int = 2, prior_fn: PriorFn | None = None,
+                        cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """:func:`build_dataset` on clips cut from real colour video shots
+    (:func:`reel.models.refcolor_train.video_clip_cutter`) instead of stills."""
+    cutter = video_clip_cutter(shots, frames=frames, size=size, max_stride=max_stride)
+
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return _edited_clips(lambda i: cutter(i, rng), n_clips, edit_fn, band_fn,
+                             frames=frames, size=size, seed=seed, band_px=band_px,
+                             prior_fn=prior_fn)
+
+    return cached_npz(cache_dir, "fuse-video",
+                      [DATA_VERSION, video_shapes_key(shots), n_clips, frames, list(size), seed,
+                       band_px, max_stride, prior_fn is not None], build)
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, *, rng: np.random.Generator | None,
@@ -211,6 +249,7 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
                          "classical fuser; supplied by `reel train fuse`)")
     if config.prior != "input":
         prior_fn = None
+    vid = video_options(ex, d, "fuse")
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, edit_fn, band_fn, frames=frames, size=size,
@@ -219,17 +258,33 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
         val = build_dataset(VAL_IMAGES, n_val, edit_fn, band_fn, frames=frames, size=size,
                             seed=options.seed + 1000, band_px=band_px, prior_fn=prior_fn,
                             cache_dir=options.work_dir)
+        kw = dict(frames=frames, size=size, band_px=band_px, max_stride=vid.max_stride,
+                  prior_fn=prior_fn, cache_dir=options.work_dir)
+        if vid.train_clips > 0:
+            train = concat_datasets(train, build_video_dataset(
+                vid.train_shots(), vid.train_clips, edit_fn, band_fn, seed=options.seed + 2000,
+                **kw))
+        val_video = (build_video_dataset(vid.val_shots(), vid.val_clips, edit_fn, band_fn,
+                                         seed=options.seed + 3000, **kw)
+                     if vid.val_clips > 0 else None)
+    n_train = len(train["L"])
     seed_everything(options.seed)
     model = FuseNet(config).to(device)
     opt, sched = cosine_adam(model, lr, steps)
     rng = np.random.default_rng(options.seed)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return make_batch(train, rng.integers(0, n_clips, size=bs), rng=rng, device=device)
+        return make_batch(train, rng.integers(0, n_train, size=bs), rng=rng, device=device)
+
+    def validate(m: FuseNet) -> dict[str, float]:
+        out = evaluate(m, val, device)
+        if val_video is not None:
+            out.update({f"video_{k}": v for k, v in evaluate(m, val_video, device).items()})
+        return out
 
     history, metrics, val_history, train_s = fit_and_validate(
         model, opt, batch_fn, lambda m, b: fuse_loss(m, b, bce_w),
-        lambda m: evaluate(m, val, device), steps=steps, seed=options.seed, device=device,
+        validate, steps=steps, seed=options.seed, device=device,
         scheduler=sched, progress_cb=progress_cb, val_every=run.val_every)
     data_desc = (
         f"Synthetic regional edits of clips ({frames} frames, {size[0]}x{size[1]}) cut from "
@@ -240,7 +295,8 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
         f"of the coarse mask with band_px = {band_px:g} (reel.tasks.fusers.band_weight); prior "
         f"blend weight: {'the classical guided fuser (reel.tasks.fusers guided, defaults) run on each clip' if config.prior == 'input' else 'the feathered coarse mask'}. Same "
         "random ab rotation of original, edited and ideal chroma; flips. None of the benchmark "
-        f"videos used. Data synthesis: {sw_data.seconds:.0f} s (or cache hit).")
+        f"videos used.{vid.description()} Data synthesis: {sw_data.seconds:.0f} s (or cache "
+        "hit).")
     return TrainResult(
         name="fuse", model=model, config=config, steps=steps,
         wall_s=train_s + sw_data.seconds, history=history, val_metrics=metrics,
@@ -251,10 +307,11 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
                      "result is exactly the original, inside the core exactly the edit."),
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "band_px": band_px,
-                "bce_weight": bce_w, "threads": torch.get_num_threads(), "seed": options.seed,
+                "bce_weight": bce_w, **vid.params(),
+                "threads": torch.get_num_threads(), "seed": options.seed,
                 "train_s": round(train_s, 1), "data_s": round(sw_data.seconds, 1)},
         device=device.type)
 
 
-__all__ = ["FuseTrainDefaults", "build_dataset", "evaluate", "fuse_loss", "make_batch",
+__all__ = ["FuseTrainDefaults", "build_dataset", "build_video_dataset", "evaluate", "fuse_loss", "make_batch",
            "train_fuse"]

@@ -43,7 +43,9 @@ import numpy as np
 import torch
 
 from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
-from reel.models.refcolor_train import TRAIN_IMAGES, VAL_IMAGES, _affine, load_still
+from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, _affine,
+                                        concat_datasets, load_still, video_clip_cutter,
+                                        video_options, video_shapes_key)
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
                                   register_trainer, seed_everything, start_run)
@@ -71,6 +73,13 @@ class HarmonizeTrainDefaults:
     identity_fraction: float = 0.15
     val_every: int = 500
     threads: int | None = 1
+    #: clips cut from real colour videos (reel.models.refcolor_train.video_clip_cutter; regions
+    #: = :func:`video_labels`) added to the still clips for training, and held-out video clips
+    #: for validation (metrics ``video_*``); 0 for the shipped checkpoint
+    video_clips: int = 0
+    val_video_clips: int = 0
+    video_max_stride: int = 2
+    train_videos: tuple[str, ...] = TRAIN_VIDEOS
 
 
 def camera_clip(image_lab: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator, *,
@@ -134,6 +143,57 @@ def slic_labels(image_lab: np.ndarray, n_segments: int) -> np.ndarray:
                       ).astype(np.int32)
 
 
+def video_labels(clip_lab: np.ndarray, n_segments: int) -> np.ndarray:
+    """Region labels int32 (T, H, W) of a real video clip float32 (T, H, W, 3) Lab: SLIC
+    superpixels of frame 0 (:func:`slic_labels`), carried to every later frame along DIS
+    optical flow from that frame to frame 0 (nearest neighbour), so a region follows the
+    content as the camera and objects move.
+
+    Example
+    -------
+    >>> clip = np.zeros((2, 24, 32, 3), np.float32); clip[..., 0] = 50; clip[:, :, 16:, 1] = 40
+    >>> video_labels(clip, 2).shape
+    (2, 24, 32)
+    """
+    T, H, W = clip_lab.shape[:3]
+    out = np.empty((T, H, W), np.int32)
+    out[0] = slic_labels(clip_lab[0], n_segments)
+    gray = [np.round(np.clip(f[..., 0], 0, 100) * 2.55).astype(np.uint8) for f in clip_lab]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+    src = out[0].astype(np.float32)
+    for t in range(1, T):
+        flow = dis.calc(gray[t], gray[0], None)  # frame t -> frame 0
+        out[t] = cv2.remap(src, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_NEAREST,
+                           borderMode=cv2.BORDER_REPLICATE).astype(np.int32)
+    return out
+
+
+def _composite_clips(cut: Callable[[int], tuple[np.ndarray, np.ndarray]], n_clips: int,
+                     composite_fn: CompositeFn, rng: np.random.Generator, *, frames: int,
+                     size: tuple[int, int], seed: int, identity_fraction: float
+                     ) -> dict[str, np.ndarray]:
+    """Composites of the clips ``cut(0..n_clips-1)`` = (Lab clip, labels) (arrays of
+    :func:`build_dataset`)."""
+    gt = np.empty((n_clips, frames, *size, 3), np.float16)
+    comp = np.empty_like(gt)
+    masks = np.empty((n_clips, frames, *size), np.uint8)
+    for i in range(n_clips):
+        clip, lab_ids = cut(i)
+        rgb = lab_to_rgb_u8(clip)
+        gt_lab = rgb_u8_to_lab(rgb)  # the truth is what an 8-bit frame holds
+        kind = KINDS[int(rng.integers(0, len(KINDS)))]
+        jitter = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.33 else 0.0
+        c = composite_fn(list(rgb), lab_ids.astype(np.uint16), seed=seed * 100003 + i,
+                         kind=kind, jitter=jitter)
+        m = np.asarray(c.masks, bool)
+        gt[i] = gt_lab
+        masks[i] = m
+        comp[i] = (gt_lab if rng.random() < identity_fraction
+                   else rgb_u8_to_lab(np.stack(c.frames)))
+    return {"gt": gt, "comp": comp, "mask": masks}
+
+
 def build_dataset(images: Sequence[str], n_clips: int, composite_fn: CompositeFn, *,
                   frames: int, size: tuple[int, int], seed: int, n_segments: int,
                   identity_fraction: float, cache_dir: Path | None = None
@@ -147,28 +207,39 @@ def build_dataset(images: Sequence[str], n_clips: int, composite_fn: CompositeFn
         rng = np.random.default_rng(seed)
         stills = [load_still(s) for s in images]
         labels = [slic_labels(s, n_segments) for s in stills]
-        gt = np.empty((n_clips, frames, *size, 3), np.float16)
-        comp = np.empty_like(gt)
-        masks = np.empty((n_clips, frames, *size), np.uint8)
-        for i in range(n_clips):
-            j = i % len(stills)
-            clip, lab_ids = camera_clip(stills[j], labels[j], rng, frames=frames, size=size)
-            rgb = lab_to_rgb_u8(clip)
-            gt_lab = rgb_u8_to_lab(rgb)  # the truth is what an 8-bit frame holds
-            kind = KINDS[int(rng.integers(0, len(KINDS)))]
-            jitter = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.33 else 0.0
-            c = composite_fn(list(rgb), lab_ids.astype(np.uint16), seed=seed * 100003 + i,
-                             kind=kind, jitter=jitter)
-            m = np.asarray(c.masks, bool)
-            gt[i] = gt_lab
-            masks[i] = m
-            comp[i] = (gt_lab if rng.random() < identity_fraction
-                       else rgb_u8_to_lab(np.stack(c.frames)))
-        return {"gt": gt, "comp": comp, "mask": masks}
+        return _composite_clips(
+            lambda i: camera_clip(stills[i % len(stills)], labels[i % len(stills)], rng,
+                                  frames=frames, size=size),
+            n_clips, composite_fn, rng, frames=frames, size=size, seed=seed,
+            identity_fraction=identity_fraction)
 
     return cached_npz(cache_dir, "harmonize",
                       [DATA_VERSION, list(images), n_clips, frames, list(size), seed, n_segments,
                        identity_fraction], build)
+
+
+def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
+                        composite_fn: CompositeFn, *, frames: int, size: tuple[int, int],
+                        seed: int, n_segments: int, identity_fraction: float,
+                        max_stride: int = 2, cache_dir: Path | None = None
+                        ) -> dict[str, np.ndarray]:
+    """:func:`build_dataset` on clips cut from real colour video shots
+    (:func:`reel.models.refcolor_train.video_clip_cutter`), regions from :func:`video_labels`."""
+    cutter = video_clip_cutter(shots, frames=frames, size=size, max_stride=max_stride)
+
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+
+        def cut(i: int) -> tuple[np.ndarray, np.ndarray]:
+            clip = cutter(i, rng)
+            return clip, video_labels(clip, n_segments)
+
+        return _composite_clips(cut, n_clips, composite_fn, rng, frames=frames, size=size,
+                                seed=seed, identity_fraction=identity_fraction)
+
+    return cached_npz(cache_dir, "harmonize-video",
+                      [DATA_VERSION, video_shapes_key(shots), n_clips, frames, list(size), seed,
+                       n_segments, identity_fraction, max_stride], build)
 
 
 def make_batch(data: dict[str, np.ndarray], idx: np.ndarray, *, rng: np.random.Generator | None,
@@ -265,6 +336,7 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     n_clips, n_val, frames, size = run.clips, run.val_clips, run.frames, run.size
     n_seg = int(ex.get("n_segments", d.n_segments))
     idf = float(ex.get("identity_fraction", d.identity_fraction))
+    vid = video_options(ex, d, "harmonize")
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, composite_fn, frames=frames, size=size,
@@ -273,6 +345,16 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
         val = build_dataset(VAL_IMAGES, n_val, composite_fn, frames=frames, size=size,
                             seed=options.seed + 1000, n_segments=n_seg, identity_fraction=0.0,
                             cache_dir=options.work_dir)
+        kw = dict(frames=frames, size=size, n_segments=n_seg, max_stride=vid.max_stride,
+                  cache_dir=options.work_dir)
+        if vid.train_clips > 0:
+            train = concat_datasets(train, build_video_dataset(
+                vid.train_shots(), vid.train_clips, composite_fn, seed=options.seed + 2000,
+                identity_fraction=idf, **kw))
+        val_video = (build_video_dataset(vid.val_shots(), vid.val_clips, composite_fn,
+                                         seed=options.seed + 3000, identity_fraction=0.0, **kw)
+                     if vid.val_clips > 0 else None)
+    n_train = len(train["gt"])
     config = HarmonizeConfig(**ex.get("config", {}))
     seed_everything(options.seed)
     model = HarmonizeNet(config).to(device)
@@ -280,10 +362,16 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     rng = np.random.default_rng(options.seed)
 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return make_batch(train, rng.integers(0, n_clips, size=bs), rng=rng, device=device)
+        return make_batch(train, rng.integers(0, n_train, size=bs), rng=rng, device=device)
+
+    def validate(m: HarmonizeNet) -> dict[str, float]:
+        out = evaluate(m, val, device)
+        if val_video is not None:
+            out.update({f"video_{k}": v for k, v in evaluate(m, val_video, device).items()})
+        return out
 
     history, metrics, val_history, train_s = fit_and_validate(
-        model, opt, batch_fn, harmonize_loss, lambda m: evaluate(m, val, device), steps=steps,
+        model, opt, batch_fn, harmonize_loss, validate, steps=steps,
         seed=options.seed, device=device, scheduler=sched, progress_cb=progress_cb,
         val_every=run.val_every)
     data_desc = (
@@ -294,8 +382,10 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
         "(reel.tasks.composites.make_composite: shift/scale/hue/mixed/drift, per-frame jitter "
         f"in a third of the clips); {idf:.0%} of the training clips unperturbed (identity). "
         "Same random ab rotation for composite and truth; flips. None of the benchmark videos "
-        f"(bikes, carphone, bigbuckbunny) used. Data synthesis: {sw_data.seconds:.0f} s "
-        "(or cache hit).")
+        f"(bikes, carphone, bigbuckbunny) used.{vid.description()}"
+        + (" Regions of a video clip: SLIC of its first frame carried along DIS flow."
+           if vid.train_clips or vid.val_clips else "")
+        + f" Data synthesis: {sw_data.seconds:.0f} s (or cache hit).")
     return TrainResult(
         name="harmonize", model=model, config=config, steps=steps,
         wall_s=train_s + sw_data.seconds, history=history, val_metrics=metrics,
@@ -306,7 +396,7 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
                      "zero-initialised output (identity at init)."),
         params={"batch_size": bs, "lr": lr, "clips": n_clips, "val_clips": n_val,
                 "frames": frames, "size": f"{size[0]}x{size[1]}", "n_segments": n_seg,
-                "identity_fraction": idf, "threads": torch.get_num_threads(),
+                "identity_fraction": idf, **vid.params(), "threads": torch.get_num_threads(),
                 "seed": options.seed, "train_s": round(train_s, 1),
                 "data_s": round(sw_data.seconds, 1)},
         device=device.type)
@@ -314,4 +404,4 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
 
 __all__ = ["HarmonizeTrainDefaults", "build_dataset", "camera_clip", "evaluate",
            "harmonize_loss", "lab_to_rgb_u8", "make_batch", "rgb_u8_to_lab", "slic_labels",
-           "train_harmonize"]
+           "train_harmonize", "build_video_dataset", "video_labels"]
