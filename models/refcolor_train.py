@@ -348,7 +348,7 @@ def build_video_dataset(shots: dict[str, list[np.ndarray]], n_clips: int,
 
 def concat_datasets(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Clip datasets joined along the clip axis (empty parts skipped)."""
-    parts = tuple(p for p in parts if len(p["lab"]))
+    parts = tuple(p for p in parts if len(next(iter(p.values()))))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -179,3 +179,35 @@ def test_doctests_of_fuse_modules():
 
     for mod in (net_mod, train_mod, eng_mod, fusers_mod):
         assert doctest.testmod(mod).failed == 0, mod.__name__
+
+
+def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
+    from reel.flows.train import guided_alpha
+    from reel.models.refcolor_train import VAL_VIDEOS
+    from reel.models.train_fuse import build_video_dataset
+    from reel.models.training import TrainOptions, get_trainer
+    from reel.tasks.edit import synthetic_regional_edit
+
+    shot = np.zeros((12, 40, 60, 3), np.uint8)
+    shot[..., 0] = np.linspace(30, 220, 60, dtype=np.float32).astype(np.uint8)
+    shot[..., 1] = (10 * np.arange(12, dtype=np.uint8))[:, None, None]
+    shot[:, 10:30, 20:40] = (40, 160, 60)
+    asked: list[tuple] = []
+
+    def video_fn(names):
+        asked.append(tuple(names))
+        return {n: [shot] for n in names}
+
+    kw = dict(frames=2, size=(32, 48), seed=3, band_px=6.0)
+    a = build_video_dataset(video_fn(["x"]), 2, synthetic_regional_edit, band_weight, **kw)
+    b = build_video_dataset(video_fn(["x"]), 2, synthetic_regional_edit, band_weight, **kw)
+    assert a["L"].shape == (2, 2, 32, 48) and all(np.array_equal(a[k], b[k]) for k in a)
+    asked.clear()
+    res = get_trainer("fuse").fn(TrainOptions(steps=2, work_dir=tmp_path, extra={
+        "edit_fn": synthetic_regional_edit, "band_fn": band_weight, "prior_fn": guided_alpha,
+        "clips": 1, "val_clips": 1, "frames": 2, "size": (32, 48),
+        "config": {"widths": (6, 8, 8), "ffc_blocks": 1}, "video_clips": 2,
+        "val_video_clips": 1, "train_videos": ["tree"], "video_fn": video_fn}), None)
+    assert asked == [("tree",), VAL_VIDEOS]
+    assert {"video_l1_band_ab", "video_l1_band_ab_prior", "l1_band_ab"} <= set(res.val_metrics)
+    assert res.params["train_videos"] == "tree" and "tree" in res.data_description

@@ -185,3 +185,55 @@ def test_doctests_of_harmonize_modules():
 
     for mod in (net_mod, train_mod, eng_mod):
         assert doctest.testmod(mod).failed == 0, mod.__name__
+
+
+def _moving_shot(n: int = 16, h: int = 60, w: int = 80) -> np.ndarray:
+    """A colour shot: a red square moving right by 1 px per frame over a blue-green ramp."""
+    shot = np.zeros((n, h, w, 3), np.uint8)
+    shot[..., 1] = np.linspace(40, 200, w, dtype=np.float32).astype(np.uint8)
+    shot[..., 2] = 150
+    for t in range(n):
+        shot[t, 20:40, 20 + t:40 + t] = (220, 30, 30)
+    return shot
+
+
+def test_video_labels_follow_the_content():
+    from reel.models.refcolor_train import cut_video_clip
+    from reel.models.train_harmonize import video_labels
+
+    shot = _moving_shot()
+    clip = cut_video_clip(shot[[0, 4]], np.random.default_rng(0), frames=2, size=(60, 80),
+                          max_stride=1)
+    labels = video_labels(clip, 4)
+    assert labels.shape == (2, 60, 80) and labels.dtype == np.int32
+    square0 = labels[0, 25:35, 25:35]
+    assert (square0 == square0[0, 0]).all()  # the square is one region...
+    sq = int(square0[0, 0])
+    # ...which moved 4 px right with the content, not stayed where it was
+    assert (labels[1, 25:35, 29:39] == sq).mean() > 0.9
+    assert (labels[1, 25:35, 20:23] == sq).mean() < 0.5
+
+
+def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
+    from reel.models.refcolor_train import TRAIN_VIDEOS, VAL_VIDEOS
+    from reel.models.training import TrainOptions, get_trainer
+    from reel.tasks.composites import make_composite
+
+    asked: list[tuple] = []
+
+    def video_fn(names):
+        asked.append(tuple(names))
+        return {n: [_moving_shot()] for n in names}
+
+    extra = {"composite_fn": make_composite, "clips": 2, "val_clips": 1, "frames": 2,
+             "size": (32, 48), "config": {"widths": (8, 8, 8), "attn_dim": 8},
+             "video_clips": 2, "val_video_clips": 1, "video_fn": video_fn}
+    res = get_trainer("harmonize").fn(TrainOptions(steps=2, work_dir=tmp_path, extra=extra),
+                                      None)
+    assert asked == [TRAIN_VIDEOS, VAL_VIDEOS]
+    assert {"video_fpsnr_harmonized", "video_fpsnr_gain_db", "fpsnr_gain_db"} <= set(
+        res.val_metrics)
+    assert res.params["video_clips"] == 2 and "DIS flow" in res.data_description
+    with pytest.raises(ValueError, match="video_fn"):
+        get_trainer("harmonize").fn(TrainOptions(steps=1, extra={
+            k: v for k, v in extra.items() if k != "video_fn"}), None)
