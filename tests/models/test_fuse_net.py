@@ -211,3 +211,33 @@ def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
     assert asked == [("tree",), VAL_VIDEOS]
     assert {"video_l1_band_ab", "video_l1_band_ab_prior", "l1_band_ab"} <= set(res.val_metrics)
     assert res.params["train_videos"] == "tree" and "tree" in res.data_description
+
+
+@pytest.mark.slow
+def test_validate_checkpoint_script_scores_the_shipped_fuse_checkpoint(reel_home, capsys):
+    """scripts/validate_checkpoint.py (how candidates are compared with the shipped checkpoint,
+    docs/models.md) on the shipped FuseNet: the still clips give the model card's figure and
+    the pooled row is the clip-weighted mean of the two parts (real held-out videos)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from reel.models.inference import checkpoint_file
+
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is not available (the held-out videos come from Debian packages)")
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "validate_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("validate_checkpoint", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pooled = mod.main("fuse", str(checkpoint_file("fuse")), 2)
+    out = capsys.readouterr().out
+    stills = dict(kv.split("=") for kv in out.split("stills (4 clips): ")[1].splitlines()[0]
+                  .split(", "))
+    video = dict(kv.split("=") for kv in out.split("video (2 clips): ")[1].splitlines()[0]
+                 .split(", "))
+    assert abs(float(stills["l1_band_ab"]) - 4.16) < 0.01  # models/checkpoints/fuse.md
+    assert float(stills["l1_band_ab"]) < float(stills["l1_band_ab_prior"])
+    expect = (4 * float(stills["l1_band_ab"]) + 2 * float(video["l1_band_ab"])) / 6
+    assert abs(pooled["l1_band_ab"] - expect) < 1e-3
