@@ -536,9 +536,17 @@ def validate(model: RefColorNet, val: dict[str, np.ndarray],
              val_video: dict[str, np.ndarray] | None, device: torch.device) -> dict[str, float]:
     """:func:`evaluate` on the synthetic validation clips, plus on the held-out video clips
     (keys prefixed ``video_``) when there are some."""
-    out = evaluate(model, val, device)
+    return with_video_metrics(evaluate, model, val, val_video, device)
+
+
+def with_video_metrics(evaluate_fn: Callable[..., dict[str, float]], model: torch.nn.Module,
+                       val: dict[str, np.ndarray], val_video: dict[str, np.ndarray] | None,
+                       device: torch.device) -> dict[str, float]:
+    """A trainer's ``evaluate_fn(model, data, device)`` on its still validation clips, plus on
+    its held-out video clips with the keys prefixed ``video_`` (when there are some)."""
+    out = evaluate_fn(model, val, device)
     if val_video is not None:
-        out.update({f"video_{k}": v for k, v in evaluate(model, val_video, device).items()})
+        out.update({f"video_{k}": v for k, v in evaluate_fn(model, val_video, device).items()})
     return out
 
 
@@ -551,7 +559,9 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     (required, supplied by ``reel.flows.train``), and optionally ``clips``, ``val_clips``,
     ``frames``, ``size`` (H, W), ``warp_loss_weight``, ``temporal_loss_weight``,
     ``late_sprite_prob``, ``config``
-    (RefColorConfig fields, over the defaults' ``config``)."""
+    (RefColorConfig fields, over the defaults' ``config``), and the real-video options
+    ``video_clips``, ``val_video_clips``, ``video_max_stride``, ``train_videos`` with
+    ``video_fn`` (supplied by the flow)."""
     d = RefColorTrainDefaults()
     ex = dict(options.extra)
     classical_fn = ex.pop("classical_fn", None)
@@ -566,7 +576,6 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     late = float(ex.get("late_sprite_prob", d.late_sprite_prob))
     vid = video_options(ex, d, "refcolor")
     n_video, n_val_video, stride = vid.train_clips, vid.val_clips, vid.max_stride
-    train_videos, video_fn = vid.train_videos, vid.video_fn
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
@@ -578,11 +587,11 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         val_video = None
         if n_video > 0:
             train = concat_datasets(train, build_video_dataset(
-                video_fn(train_videos), n_video, classical_fn, frames=frames, size=size,
+                vid.train_shots(), n_video, classical_fn, frames=frames, size=size,
                 seed=options.seed + 2000, max_stride=stride, cache_dir=options.work_dir))
         if n_val_video > 0:
             val_video = build_video_dataset(
-                video_fn(VAL_VIDEOS), n_val_video, classical_fn, frames=frames, size=size,
+                vid.val_shots(), n_val_video, classical_fn, frames=frames, size=size,
                 seed=options.seed + 3000, max_stride=stride, cache_dir=options.work_dir)
     n_train = len(train["lab"])
     config = RefColorConfig(**{**d.config, **ex.get("config", {})})
@@ -637,4 +646,4 @@ __all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_
            "TRAIN_VIDEOS", "VAL_VIDEOS", "build_dataset", "build_video_dataset",
            "concat_datasets", "cut_video_clip", "video_clip_cutter", "video_options",
            "video_shapes_key", "VideoOptions", "evaluate", "load_still", "make_batch",
-           "refcolor_loss", "synthesize_clip", "train_refcolor", "validate"]
+           "refcolor_loss", "synthesize_clip", "train_refcolor", "validate", "with_video_metrics"]

@@ -4,7 +4,10 @@ Data (offline, seeded; nothing from the benchmark videos bikes, carphone or bigb
 
 - *Clips*: the ``refcolor`` training stills (scikit-image and scikit-learn colour images;
   scikit-image ``coffee`` held out for validation), cut into ``frames``-frame clips of ``size``
-  along smooth random camera paths (:func:`reel.models.train_harmonize.camera_clip`).
+  along smooth random camera paths (:func:`reel.models.train_harmonize.camera_clip`); with
+  ``video_clips`` / ``val_video_clips`` > 0 also clips of real colour videos
+  (:func:`reel.models.refcolor_train.video_clip_cutter`; held-out videos for validation,
+  metrics ``video_*``). The shipped checkpoint uses none (docs/models.md).
 - *Edits*: reel's own synthetic-edit generator
   (:func:`reel.tasks.edit.synthetic_regional_edit`, the one ``reel benchmark fusion`` uses,
   injected by the flow as ``options.extra["edit_fn"]``): a k-means colour region, a random
@@ -45,7 +48,7 @@ import torch.nn.functional as F
 from reel.models.fuse_net import FuseConfig, FuseNet
 from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, concat_datasets,
                                         load_still, video_clip_cutter, video_options,
-                                        video_shapes_key)
+                                        video_shapes_key, with_video_metrics)
 from reel.models.train_harmonize import camera_clip, lab_to_rgb_u8
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
@@ -230,7 +233,8 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
     """Train FuseNet (see the module docstring). ``options.extra``: ``edit_fn`` and ``band_fn``
     (required, supplied by ``reel.flows.train``), optionally ``clips``, ``val_clips``,
     ``frames``, ``size`` (H, W), ``band_px``, ``bce_weight``, ``prior``, ``config`` (FuseConfig
-    fields)."""
+    fields), and the real-video options ``video_clips``, ``val_video_clips``,
+    ``video_max_stride``, ``train_videos`` with ``video_fn`` (supplied by the flow)."""
     d = FuseTrainDefaults()
     ex = dict(options.extra)
     edit_fn, band_fn = ex.pop("edit_fn", None), ex.pop("band_fn", None)
@@ -276,11 +280,8 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         return make_batch(train, rng.integers(0, n_train, size=bs), rng=rng, device=device)
 
-    def validate(m: FuseNet) -> dict[str, float]:
-        out = evaluate(m, val, device)
-        if val_video is not None:
-            out.update({f"video_{k}": v for k, v in evaluate(m, val_video, device).items()})
-        return out
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        return with_video_metrics(evaluate, m, val, val_video, device)
 
     history, metrics, val_history, train_s = fit_and_validate(
         model, opt, batch_fn, lambda m, b: fuse_loss(m, b, bce_w),

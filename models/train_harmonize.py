@@ -45,7 +45,7 @@ import torch
 from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
 from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, _affine,
                                         concat_datasets, load_still, video_clip_cutter,
-                                        video_options, video_shapes_key)
+                                        video_options, video_shapes_key, with_video_metrics)
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
                                   register_trainer, seed_everything, start_run)
@@ -324,7 +324,8 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     """Train HarmonizeNet (see the module docstring). ``options.extra``: ``composite_fn``
     (required, supplied by ``reel.flows.train``), optionally ``clips``, ``val_clips``,
     ``frames``, ``size`` (H, W), ``n_segments``, ``identity_fraction``, ``config``
-    (HarmonizeConfig fields)."""
+    (HarmonizeConfig fields), and the real-video options ``video_clips``, ``val_video_clips``,
+    ``video_max_stride``, ``train_videos`` with ``video_fn`` (supplied by the flow)."""
     d = HarmonizeTrainDefaults()
     ex = dict(options.extra)
     composite_fn = ex.pop("composite_fn", None)
@@ -364,11 +365,8 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
     def batch_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         return make_batch(train, rng.integers(0, n_train, size=bs), rng=rng, device=device)
 
-    def validate(m: HarmonizeNet) -> dict[str, float]:
-        out = evaluate(m, val, device)
-        if val_video is not None:
-            out.update({f"video_{k}": v for k, v in evaluate(m, val_video, device).items()})
-        return out
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        return with_video_metrics(evaluate, m, val, val_video, device)
 
     history, metrics, val_history, train_s = fit_and_validate(
         model, opt, batch_fn, harmonize_loss, validate, steps=steps,
