@@ -8,7 +8,10 @@ Data (offline, seeded; nothing from the benchmark videos bikes, carphone or bigb
 - *Regions*: SLIC superpixels of each still (``skimage.segmentation.slic``, ~``n_segments``
   segments, in Lab) — object-like regions, as reel's ``slic-flow`` segmenter gives in production.
 - *Clips*: :func:`camera_clip` cuts ``frames`` frames of ``size`` from the still (and its label
-  map, nearest neighbour) along a smooth random camera path (pan, zoom, roll).
+  map, nearest neighbour) along a smooth random camera path (pan, zoom, roll). With
+  ``video_clips`` / ``val_video_clips`` > 0 also clips of real colour videos
+  (:func:`reel.models.refcolor_train.video_clip_cutter`), regions from :func:`video_labels`
+  (held-out videos for validation, metrics ``video_*``). The shipped checkpoint uses none.
 - *Composites*: reel's own composite generator (:func:`reel.tasks.composites.make_composite`,
   injected by the flow as ``options.extra["composite_fn"]``: models never import tasks) perturbs
   one region of each clip (kinds shift, scale, hue, mixed, drift; per-frame jitter in a third
