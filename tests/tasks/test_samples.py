@@ -110,3 +110,16 @@ def test_training_video_is_fetched_verified_and_split_into_shots(built):
     assert np.array_equal(shots[0][0], first) and first.std(axis=2).mean() > 2
     with pytest.raises(samples.SampleError, match="unknown training video"):
         samples.fetch_training_videos(["bikes"], dest)
+
+
+def test_animated_videos_are_fetched_verified_and_named_for_the_benchmark(built):
+    """The CG-animated training and held-out videos (planetblupi-common, fillets-ng-data):
+    sha256-verified, readable, and the held-out film keeps the name the benchmark reports."""
+    dest, _ = built
+    paths = samples.fetch_training_videos(["blupi-play103", "fillets"], dest)
+    assert paths["fillets"] == dest / "video" / "fillets.mpg"
+    for name, path in paths.items():
+        assert sha256_file(path).startswith(samples.TRAINING_VIDEOS[name].sha256_prefix)
+    assert probe(paths["blupi-play103"]).n_frames == 144
+    frame = next(iter_frames(paths["fillets"], 600, 601, pix_fmt="rgb24", width=160))
+    assert frame.shape == (120, 160, 3) and frame.std(axis=2).mean() > 2  # colour
