@@ -82,6 +82,8 @@ VAL_VIDEOS = ("city", "diver")
 HELD_OUT_VIDEOS = VAL_VIDEOS + ("fillets",)
 DATA_VERSION = "2"
 VIDEO_DATA_VERSION = "1"
+#: seed offsets (from the run's seed) of the training and the held-out video clips
+VIDEO_TRAIN_SEED_OFFSET, VIDEO_VAL_SEED_OFFSET = 2000, 3000
 
 #: classical_fn(frames_L: list of float32 (H, W) in [0, 100], reference_lab float32 (H, W, 3))
 #: -> (ab float32 (T, H, W, 2), confidence float32 (T, H, W))
@@ -386,6 +388,24 @@ class VideoOptions:
         return {"video_clips": self.train_clips, "val_video_clips": self.val_clips,
                 "video_max_stride": self.max_stride, "train_videos": ",".join(self.train_videos)}
 
+    def add_datasets(self, train: dict[str, np.ndarray], build_video: Callable[..., dict],
+                     *, seed: int, train_kw: dict[str, Any] | None = None,
+                     val_kw: dict[str, Any] | None = None, **kw: Any
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """``(train`` + the training video clips, the held-out video clips or None``)``, built by
+        a trainer's ``build_video(shots, n_clips, seed=..., max_stride=..., **kw)`` with seeds
+        ``seed +`` :data:`VIDEO_TRAIN_SEED_OFFSET` / :data:`VIDEO_VAL_SEED_OFFSET`
+        (``train_kw`` / ``val_kw``: keywords for one of the two only)."""
+        kw["max_stride"] = self.max_stride
+        if self.train_clips > 0:
+            train = concat_datasets(train, build_video(
+                self.train_shots(), self.train_clips, seed=seed + VIDEO_TRAIN_SEED_OFFSET,
+                **kw, **(train_kw or {})))
+        val = (build_video(self.val_shots(), self.val_clips, seed=seed + VIDEO_VAL_SEED_OFFSET,
+                           **kw, **(val_kw or {}))
+               if self.val_clips > 0 else None)
+        return train, val
+
 
 def video_options(extra: dict[str, Any], defaults: Any, trainer: str) -> VideoOptions:
     """Resolve a trainer's real-video options from ``extra`` (``video_fn`` is popped) over its
@@ -579,7 +599,6 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
     temporal_w = float(ex.get("temporal_loss_weight", d.temporal_loss_weight))
     late = float(ex.get("late_sprite_prob", d.late_sprite_prob))
     vid = video_options(ex, d, "refcolor")
-    n_video, n_val_video, stride = vid.train_clips, vid.val_clips, vid.max_stride
     device = start_run(options, d.threads)
     with Stopwatch() as sw_data:
         train = build_dataset(TRAIN_IMAGES, n_clips, classical_fn, frames=frames, size=size,
@@ -588,15 +607,9 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
         val = build_dataset(REFCOLOR_VAL_IMAGES, n_val, classical_fn, frames=frames, size=size,
                             seed=options.seed + 1000, late_sprite_prob=late,
                             cache_dir=options.work_dir)
-        val_video = None
-        if n_video > 0:
-            train = concat_datasets(train, build_video_dataset(
-                vid.train_shots(), n_video, classical_fn, frames=frames, size=size,
-                seed=options.seed + 2000, max_stride=stride, cache_dir=options.work_dir))
-        if n_val_video > 0:
-            val_video = build_video_dataset(
-                vid.val_shots(), n_val_video, classical_fn, frames=frames, size=size,
-                seed=options.seed + 3000, max_stride=stride, cache_dir=options.work_dir)
+        train, val_video = vid.add_datasets(
+            train, build_video_dataset, seed=options.seed, classical_fn=classical_fn,
+            frames=frames, size=size, cache_dir=options.work_dir)
     n_train = len(train["lab"])
     config = RefColorConfig(**{**d.config, **ex.get("config", {})})
     seed_everything(options.seed)
@@ -647,7 +660,7 @@ def train_refcolor(options: TrainOptions, progress_cb: ProgressCb | None = None)
 
 
 __all__ = ["RefColorTrainDefaults", "TRAIN_IMAGES", "VAL_IMAGES", "REFCOLOR_VAL_IMAGES",
-           "TRAIN_VIDEOS", "VAL_VIDEOS", "HELD_OUT_VIDEOS", "build_dataset", "build_video_dataset",
+           "TRAIN_VIDEOS", "VAL_VIDEOS", "HELD_OUT_VIDEOS", "VIDEO_VAL_SEED_OFFSET", "build_dataset", "build_video_dataset",
            "concat_datasets", "cut_video_clip", "video_clip_cutter", "video_options",
            "video_shapes_key", "VideoOptions", "evaluate", "load_still", "make_batch",
            "refcolor_loss", "synthesize_clip", "train_refcolor", "validate", "with_video_metrics"]

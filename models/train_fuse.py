@@ -46,9 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from reel.models.fuse_net import FuseConfig, FuseNet
-from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, concat_datasets,
-                                        load_still, video_clip_cutter, video_options,
-                                        video_shapes_key, with_video_metrics)
+from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, load_still,
+                                        video_clip_cutter, video_options, video_shapes_key,
+                                        with_video_metrics)
 from reel.models.train_harmonize import camera_clip, lab_to_rgb_u8
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
@@ -262,15 +262,10 @@ def train_fuse(options: TrainOptions, progress_cb: ProgressCb | None = None) -> 
         val = build_dataset(VAL_IMAGES, n_val, edit_fn, band_fn, frames=frames, size=size,
                             seed=options.seed + 1000, band_px=band_px, prior_fn=prior_fn,
                             cache_dir=options.work_dir)
-        kw = dict(frames=frames, size=size, band_px=band_px, max_stride=vid.max_stride,
-                  prior_fn=prior_fn, cache_dir=options.work_dir)
-        if vid.train_clips > 0:
-            train = concat_datasets(train, build_video_dataset(
-                vid.train_shots(), vid.train_clips, edit_fn, band_fn, seed=options.seed + 2000,
-                **kw))
-        val_video = (build_video_dataset(vid.val_shots(), vid.val_clips, edit_fn, band_fn,
-                                         seed=options.seed + 3000, **kw)
-                     if vid.val_clips > 0 else None)
+        train, val_video = vid.add_datasets(
+            train, build_video_dataset, seed=options.seed, edit_fn=edit_fn, band_fn=band_fn,
+            frames=frames, size=size, band_px=band_px, prior_fn=prior_fn,
+            cache_dir=options.work_dir)
     n_train = len(train["L"])
     seed_everything(options.seed)
     model = FuseNet(config).to(device)

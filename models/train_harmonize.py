@@ -47,8 +47,8 @@ import torch
 
 from reel.models.harmonize_net import HarmonizeConfig, HarmonizeNet
 from reel.models.refcolor_train import (TRAIN_IMAGES, TRAIN_VIDEOS, VAL_IMAGES, _affine,
-                                        concat_datasets, load_still, video_clip_cutter,
-                                        video_options, video_shapes_key, with_video_metrics)
+                                        load_still, video_clip_cutter, video_options,
+                                        video_shapes_key, with_video_metrics)
 from reel.models.training import (ProgressCb, Stopwatch, TrainOptions, TrainResult,
                                   cached_npz, clip_run_options, cosine_adam, fit_and_validate,
                                   register_trainer, seed_everything, start_run)
@@ -349,15 +349,10 @@ def train_harmonize(options: TrainOptions, progress_cb: ProgressCb | None = None
         val = build_dataset(VAL_IMAGES, n_val, composite_fn, frames=frames, size=size,
                             seed=options.seed + 1000, n_segments=n_seg, identity_fraction=0.0,
                             cache_dir=options.work_dir)
-        kw = dict(frames=frames, size=size, n_segments=n_seg, max_stride=vid.max_stride,
-                  cache_dir=options.work_dir)
-        if vid.train_clips > 0:
-            train = concat_datasets(train, build_video_dataset(
-                vid.train_shots(), vid.train_clips, composite_fn, seed=options.seed + 2000,
-                identity_fraction=idf, **kw))
-        val_video = (build_video_dataset(vid.val_shots(), vid.val_clips, composite_fn,
-                                         seed=options.seed + 3000, identity_fraction=0.0, **kw)
-                     if vid.val_clips > 0 else None)
+        train, val_video = vid.add_datasets(
+            train, build_video_dataset, seed=options.seed, composite_fn=composite_fn,
+            frames=frames, size=size, n_segments=n_seg, cache_dir=options.work_dir,
+            train_kw={"identity_fraction": idf}, val_kw={"identity_fraction": 0.0})
     n_train = len(train["gt"])
     config = HarmonizeConfig(**ex.get("config", {}))
     seed_everything(options.seed)

@@ -21,7 +21,7 @@ def main(name: str, checkpoint: str, n_video: int = 8) -> dict[str, float]:
     from reel.config import get_settings
     from reel.flows.train import trainer_inputs
     from reel.models.checkpoint import load_checkpoint
-    from reel.models.refcolor_train import VAL_IMAGES, VAL_VIDEOS
+    from reel.models.refcolor_train import VAL_IMAGES, VAL_VIDEOS, VIDEO_VAL_SEED_OFFSET
 
     torch.set_num_threads(1)
     fns = trainer_inputs(name)
@@ -36,7 +36,7 @@ def main(name: str, checkpoint: str, n_video: int = 8) -> dict[str, float]:
                   cache_dir=cache)
         parts = {"stills": tm.build_dataset(VAL_IMAGES, d.val_clips, fns["composite_fn"],
                                             seed=1000, **kw),
-                 "video": tm.build_video_dataset(shots, n_video, fns["composite_fn"], seed=3000,
+                 "video": tm.build_video_dataset(shots, n_video, fns["composite_fn"], seed=VIDEO_VAL_SEED_OFFSET,
                                                  max_stride=d.video_max_stride, **kw)}
         model, _c, _m = load_checkpoint(checkpoint, HarmonizeNet, HarmonizeConfig)
     elif name == "fuse":
@@ -50,7 +50,7 @@ def main(name: str, checkpoint: str, n_video: int = 8) -> dict[str, float]:
         parts = {"stills": tm.build_dataset(VAL_IMAGES, d.val_clips, fns["edit_fn"],
                                             fns["band_fn"], seed=1000, **kw),
                  "video": tm.build_video_dataset(shots, n_video, fns["edit_fn"], fns["band_fn"],
-                                                 seed=3000, max_stride=d.video_max_stride, **kw)}
+                                                 seed=VIDEO_VAL_SEED_OFFSET, max_stride=d.video_max_stride, **kw)}
     else:
         raise SystemExit(f"unknown trainer {name!r}: harmonize or fuse")
     dev = torch.device("cpu")
